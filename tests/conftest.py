@@ -1,0 +1,79 @@
+"""Fixtures: a tiny DistilBERT with random weights and a small IMDB-shaped dataset, built in temp folders.
+
+Nothing here touches the network: every test runs train.py on these local copies.
+"""
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOOD = "great wonderful superb brilliant loved excellent moving beautiful".split()
+BAD = "awful terrible boring dull hated worst poor waste".split()
+FILLER = "the a film movie plot actor scene story it was and this of with".split()
+
+
+def review(rng, label):
+    """A few filler words with sentiment words of one side mixed in: learnable by a tiny model."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(8, 40))]
+    for _ in range(rng.randint(2, 4)):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(GOOD if label else BAD))
+    return " ".join(words)
+
+
+def reviews(n, seed):
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(n)]
+    return {"text": [review(rng, label) for label in labels], "label": labels}
+
+
+def write_split(folder, split, rows):
+    import datasets
+    os.makedirs(folder, exist_ok=True)
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(os.path.join(folder, f"{split}-00000-of-00001.parquet"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A small random DistilBERT (q_lin and all) with a WordPiece vocab of the fixture's words."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
+    folder = tmp_path_factory.mktemp("tiny-distilbert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + GOOD + BAD + FILLER
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    DistilBertTokenizer.from_pretrained(str(folder)).save_pretrained(str(folder))
+    config = DistilBertConfig(vocab_size=len(vocab), dim=32, hidden_dim=64, n_layers=2, n_heads=2,
+                              max_position_embeddings=128, initializer_range=0.2)  # spread-out features: learnable in a few steps
+    import torch
+    torch.manual_seed(0)
+    DistilBertForSequenceClassification(config).save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_imdb(tmp_path_factory):
+    """An IMDB-shaped folder: plain_text/{train,test}-00000-of-00001.parquet with text and ClassLabel label."""
+    folder = tmp_path_factory.mktemp("tiny-imdb")
+    write_split(folder / "plain_text", "train", reviews(400, seed=1))
+    write_split(folder / "plain_text", "test", reviews(200, seed=2))
+    return str(folder)
+
+
+def run_train(*flags, env=None, timeout=300):
+    """Run train.py as a user does, offline, and return the finished process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *flags], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def train(tiny_model, tiny_imdb, tmp_path):
+    """train(flag, ...) runs train.py on the tiny model and data into a fresh folder; returns (process, output_dir)."""
+    def run(*flags, output_dir=None, env=None):
+        output_dir = output_dir or str(tmp_path / "run")
+        proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
+                         "--eval_size", "100", "--output_dir", output_dir, *flags, env=env)
+        return proc, output_dir
+    return run
