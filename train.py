@@ -213,6 +213,7 @@ eval_ds = eval_rows.map(tokenize, batched=True, remove_columns=["text"], desc="t
 # -- 3. the model, wrapped in LoRA ------------------------------------------------------------------
 # A local base model is recorded by absolute path, so the adapter loads from any working directory.
 base_name = os.path.abspath(cfg.model_name) if os.path.isdir(cfg.model_name) else cfg.model_name
+transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values: same seed, same start
 try:
     model = AutoModelForSequenceClassification.from_pretrained(
         base_name, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},

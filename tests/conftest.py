@@ -16,9 +16,9 @@ FILLER = "the a film movie plot actor scene story it was and this of with".split
 
 
 def review(rng, label):
-    """A few filler words with sentiment words of one side mixed in: learnable by a tiny model."""
-    words = [rng.choice(FILLER) for _ in range(rng.randint(8, 40))]
-    for _ in range(rng.randint(2, 4)):
+    """Sentiment words of one side among a few filler words: a random tiny model learns it in a few epochs."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(0, 6))]
+    for _ in range(rng.randint(3, 6)):
         words.insert(rng.randrange(len(words) + 1), rng.choice(GOOD if label else BAD))
     return " ".join(words)
 
@@ -44,8 +44,8 @@ def tiny_model(tmp_path_factory):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + GOOD + BAD + FILLER
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     DistilBertTokenizer.from_pretrained(str(folder)).save_pretrained(str(folder))
-    config = DistilBertConfig(vocab_size=len(vocab), dim=32, hidden_dim=64, n_layers=2, n_heads=2,
-                              max_position_embeddings=128, initializer_range=0.2)  # spread-out features: learnable in a few steps
+    config = DistilBertConfig(vocab_size=len(vocab), dim=64, hidden_dim=128, n_layers=2, n_heads=2,
+                              max_position_embeddings=128, initializer_range=0.2, seq_classif_dropout=0.0)  # spread-out features: learnable in a few steps
     import torch
     torch.manual_seed(0)
     DistilBertForSequenceClassification(config).save_pretrained(str(folder))

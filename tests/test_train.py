@@ -1,0 +1,200 @@
+"""A user's session with train.py: run it on the tiny model and data, then open what it wrote."""
+import hashlib
+import json
+import os
+
+import pytest
+from conftest import run_train, write_split
+
+from safetensors.torch import load_file
+
+
+def files_digest(folder):
+    """Names and contents of every file under folder: equal digests mean nothing was touched."""
+    h = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            h.update(path.encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
+    proc, out = train("--num_epochs", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # one checkpoint per epoch: 200 reviews / batch 4 = 50 steps each
+    assert sorted(d for d in os.listdir(out) if d.startswith("checkpoint-")) == ["checkpoint-100", "checkpoint-50"]
+
+    adapter = os.path.join(out, "adapter")
+    config = json.load(open(os.path.join(adapter, "adapter_config.json")))
+    assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == (4, 32, 0.01)
+    assert config["target_modules"] == ["q_lin"]
+    assert {"pre_classifier", "classifier"} <= set(config["modules_to_save"])  # the trained head travels with it
+    weights = load_file(os.path.join(adapter, "adapter_model.safetensors"))
+    assert any("lora_A" in k for k in weights) and any("classifier" in k for k in weights)
+    assert {"tokenizer.json", "tokenizer_config.json", "README.md"} <= set(os.listdir(adapter))
+    assert not [f for f in os.listdir(adapter) if f.endswith((".bin", ".pt", ".pth"))]
+
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert 0 <= metrics["eval_accuracy"] <= 1
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert metrics["epochs"][-1]["eval_accuracy"] == metrics["eval_accuracy"]
+    assert all(e["train_loss"] > 0 for e in metrics["epochs"])
+    assert metrics["train_runtime_s"] > 0 and metrics["train_reviews_per_s"] > 0 and metrics["eval_reviews_per_s"] > 0
+    assert metrics["device"] == "cpu"
+    assert set(metrics["versions"]) == {"torch", "transformers", "peft"}
+    assert metrics["config"]["train_size"] == 200 and metrics["config"]["eval_size"] == 100
+
+    # evaluation runs once per epoch and not again at the end
+    state = json.load(open(os.path.join(out, "checkpoint-100", "trainer_state.json")))
+    assert len([h for h in state["log_history"] if "eval_accuracy" in h]) == 2
+    assert proc.stdout.count("'eval_accuracy'") + proc.stderr.count("'eval_accuracy'") == 2
+
+    card = open(os.path.join(adapter, "README.md")).read()
+    for fact in ("200 reviews", "100 from `test`", "r=4", "alpha=32", "dropout=0.01", "q_lin", "learning rate 0.001",
+                 "batch size 4", "2 epoch", f"{metrics['eval_accuracy']:.4f}", metrics["config"]["base_model"]):
+        assert fact in card, fact
+
+    summary = proc.stdout[proc.stdout.rindex("=" * 72, 0, proc.stdout.rindex("=" * 72)):]
+    assert f"accuracy {metrics['eval_accuracy']:.4f}" in summary
+    assert adapter in summary and "AutoPeftModelForSequenceClassification.from_pretrained" in summary
+
+
+def test_reloaded_adapter_predicts_like_the_trained_model(train, tiny_model, tiny_imdb):
+    import torch
+    from datasets import load_dataset
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    proc, out = train("--num_epochs", "3", "--mixed_precision", "no")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["eval_accuracy"] >= 0.6, "the tiny model should learn the tiny data"
+
+    # what a user does: fresh base model, adapter on top, predict the same eval subset
+    eval_rows = load_dataset(tiny_imdb)["test"].shuffle(seed=42).select(range(100))
+    tokenizer = AutoTokenizer.from_pretrained(os.path.join(out, "adapter"))
+    batch = tokenizer(list(eval_rows["text"]), padding=True, return_tensors="pt")
+    labels = torch.tensor(eval_rows["label"])
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model).eval()
+    with torch.no_grad():
+        base_logits = base(**batch).logits
+        model = PeftModel.from_pretrained(base, os.path.join(out, "adapter")).eval()
+        logits = model(**batch).logits
+    accuracy = (logits.argmax(-1) == labels).float().mean().item()
+    assert accuracy == pytest.approx(metrics["eval_accuracy"], abs=1e-9)
+    assert not torch.allclose(logits, base_logits), "the trained head must come with the adapter"
+
+    # the adapter holds exactly the weights of the last epoch's checkpoint
+    final = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
+    last = load_file(os.path.join(out, "checkpoint-150", "adapter_model.safetensors"))
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+
+
+def test_same_seed_same_result(train, tmp_path):
+    runs = [train(output_dir=str(tmp_path / name)) for name in ("a", "b")]
+    for proc, _ in runs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.load(open(os.path.join(out, "metrics.json"))) for _, out in runs)
+    assert a["eval_accuracy"] == b["eval_accuracy"] and a["train_loss"] == b["train_loss"]
+
+
+# ---- bad input: one line on stderr, exit status 2, nothing written ---------------------------------
+
+@pytest.fixture
+def bad_datasets(tmp_path_factory):
+    from conftest import reviews
+    root = tmp_path_factory.mktemp("bad")
+    write_split(root / "no_test" / "plain_text", "train", reviews(50, seed=3))
+    import datasets
+    rows = reviews(50, seed=3)
+    for name, table in {"no_text": {"review": rows["text"], "label": rows["label"]},
+                        "no_label": {"text": rows["text"], "stars": rows["label"]},
+                        "three_labels": {"text": rows["text"], "label": [i % 3 for i in range(50)]}}.items():
+        for split in ("train", "test"):
+            os.makedirs(root / name, exist_ok=True)
+            datasets.Dataset.from_dict(table).to_parquet(str(root / name / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+def assert_refused(proc, out, *words):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    # progress bars may come first; the message is the one last line, and no traceback
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("train.py: error: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len([line for line in lines if "rror" in line]) == 1, proc.stderr[-3000:]
+    for word in words:
+        assert word in lines[-1], (word, lines[-1])
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--train_size", "0"], ["--train_size", "at least 1"]),
+    (["--eval_size", "-5"], ["--eval_size"]),
+    (["--train_size", "401"], ["'train'", "400"]),
+    (["--eval_size", "201"], ["'test'", "200"]),
+    (["--model_name", "/nowhere/model"], ["/nowhere/model", "does not exist"]),
+    (["--dataset_name", "/nowhere/data"], ["/nowhere/data", "does not exist"]),
+    (["--target_modules", "q_lin", "query"], ["--target_modules query", "q_lin", "v_lin"]),
+    (["--eval_split", "validation"], ["validation", "train, test"]),
+])
+def test_bad_flags_are_refused(train, flags, words):
+    assert_refused(*train(*flags), *words)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("no_test", ["no split 'test'"]),
+    ("no_text", ["no 'text' column", "review"]),
+    ("no_label", ["no 'label' column", "stars"]),
+    ("three_labels", ["labels must be 0", "[2]"]),
+])
+def test_bad_datasets_are_refused(train, bad_datasets, name, words):
+    assert_refused(*train("--dataset_name", str(bad_datasets / name)), *words)
+
+
+def test_target_modules_that_bert_lacks_name_its_layers(tiny_imdb, tiny_model, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    bert = tmp_path / "tiny-bert"
+    BertForSequenceClassification(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=64)).save_pretrained(str(bert))
+    BertTokenizer.from_pretrained(tiny_model).save_pretrained(str(bert))
+    out = str(tmp_path / "run")
+    proc = run_train("--model_name", str(bert), "--dataset_name", tiny_imdb, "--output_dir", out, "--train_size", "10",
+                     "--eval_size", "10")
+    assert_refused(proc, out, "q_lin", "query", "value")
+
+
+def test_unwritable_output_dir_is_refused(train, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    out = str(tmp_path / "a_file" / "run")
+    assert_refused(*train(output_dir=out), "cannot be written")
+
+
+def test_finished_run_is_kept_unless_overwrite(train):
+    proc, out = train()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = files_digest(out)
+    proc, _ = train("--learning_rate", "0.01")
+    assert proc.returncode == 2 and "--overwrite_output_dir" in proc.stderr
+    assert files_digest(out) == before
+    proc, _ = train("--learning_rate", "0.01", "--overwrite_output_dir")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.load(open(os.path.join(out, "metrics.json")))["config"]["learning_rate"] == 0.01
+    assert sorted(d for d in os.listdir(out) if d.startswith("checkpoint-")) == ["checkpoint-50"]
+
+
+@pytest.mark.parametrize("flags, flag", [([], "--dataset_name"), (["--dataset_name", "TINY_IMDB", "--train_size", "10", "--eval_size", "10"], "--model_name")])
+def test_unreachable_hub_fails_fast_with_one_line(tiny_imdb, tmp_path, flags, flag):
+    """The defaults are Hub names; with no network and no cache the script says what to set, quickly."""
+    flags = [tiny_imdb if f == "TINY_IMDB" else f for f in flags]
+    out = str(tmp_path / "run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))}
+    env["HF_HOME"] = str(tmp_path / "empty-cache")  # nothing cached
+    import subprocess, sys
+    from conftest import ROOT
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--output_dir", out, *flags],
+                          capture_output=True, text=True, env=env, timeout=15, cwd=ROOT)
+    assert_refused(proc, out, flag, "local copy")
