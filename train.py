@@ -41,9 +41,10 @@ BATCH_SIZE = 4
 NUM_EPOCHS = 1
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"
 # Speed. None of these changes what is learned; see "Performance" in README.md.
-MIXED_PRECISION = "auto"                # auto: bf16 where the CPU/GPU has it, else fp16 on GPU; or bf16, fp16, no
+MIXED_PRECISION = "auto"                # auto: bf16 on a GPU that has it (else fp16) or a CPU with AMX, else fp32; or bf16, fp16, no
+ATTENTION_DROPOUT = 0.0                 # DistilBERT's own is 0.1, which forces the slow attention kernel in training
 GROUP_BY_LENGTH = True                  # batches of similar length pad less (--no_group_by_length: random batches)
-EVAL_BATCH_SIZE = 32                    # evaluation keeps no gradients, so it can take larger batches
+EVAL_BATCH_SIZE = None                  # None: 64 on a GPU; 4 on a CPU, where larger batches ran slower (bench/)
 # -----------------------------------------------------------------------------
 
 
@@ -68,8 +69,9 @@ class Config:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished run in output_dir"})
     resume: bool = field(default=False, metadata={"help": "continue the run in output_dir from its last checkpoint"})
     mixed_precision: str = field(default=MIXED_PRECISION, metadata={"choices": ["auto", "bf16", "fp16", "no"]})
+    attention_dropout: float = ATTENTION_DROPOUT
     group_by_length: bool = GROUP_BY_LENGTH
-    eval_batch_size: int = EVAL_BATCH_SIZE
+    eval_batch_size: int | None = EVAL_BATCH_SIZE
     trust_remote_code: bool = field(default=False, metadata={"help": "run Python code shipped with a Hub model"})
 
 
@@ -111,7 +113,7 @@ import torch
 import transformers
 from datasets import load_dataset
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           HfArgumentParser, Trainer, TrainingArguments)
 
 cfg = HfArgumentParser(Config).parse_args_into_dataclasses()[0]
@@ -131,10 +133,11 @@ def not_found(what, name, flag):
 
 # -- 0. check the numbers and the output folder before any slow work -----------------------------
 for name in ("train_size", "eval_size", "batch_size", "eval_batch_size", "num_epochs", "max_length", "lora_r"):
-    if getattr(cfg, name) <= 0:
+    if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
         fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
-if not 0 <= cfg.lora_dropout < 1:
-    fail(f"--lora_dropout must be in [0, 1), got {cfg.lora_dropout}")
+for name in ("lora_dropout", "attention_dropout"):
+    if not 0 <= getattr(cfg, name) < 1:
+        fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
 
 out = cfg.output_dir
 checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-")
@@ -215,9 +218,12 @@ eval_ds = eval_rows.map(tokenize, batched=True, remove_columns=["text"], desc="t
 base_name = os.path.abspath(cfg.model_name) if os.path.isdir(cfg.model_name) else cfg.model_name
 transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values: same seed, same start
 try:
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_name, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
-        trust_remote_code=cfg.trust_remote_code)
+    config = AutoConfig.from_pretrained(base_name, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+                                        label2id={l: i for i, l in enumerate(LABELS)}, trust_remote_code=cfg.trust_remote_code)
+    for key in ("attention_dropout", "attention_probs_dropout_prob"):  # DistilBERT's name, BERT's name
+        if hasattr(config, key):
+            setattr(config, key, cfg.attention_dropout)
+    model = AutoModelForSequenceClassification.from_pretrained(base_name, config=config, trust_remote_code=cfg.trust_remote_code)
 except (OSError, ValueError) as e:
     fail(not_found("model", cfg.model_name, "--model_name") if not os.path.isdir(cfg.model_name)
          else f"model {cfg.model_name!r} cannot be loaded: {str(e).splitlines()[0]}")
@@ -240,11 +246,11 @@ if RANK == 0:
 # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
 cuda = torch.cuda.is_available()
 precision = cfg.mixed_precision
-if precision == "auto":  # bf16 autocast pays only where the hardware multiplies in bf16 (AMX, AVX512-BF16, Ampere+)
+if precision == "auto":
     if cuda:
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    else:
-        precision = "bf16" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "no"
+    else:  # without AMX tiles, bf16 matrix products run at half the fp32 speed, even with AVX512-BF16 (bench/)
+        precision = "bf16" if torch.cpu._is_amx_tile_supported() else "no"
 
 
 def compute_metrics(pred):
@@ -261,7 +267,7 @@ args = TrainingArguments(
     output_dir=out,
     learning_rate=cfg.learning_rate,
     per_device_train_batch_size=cfg.batch_size,
-    per_device_eval_batch_size=cfg.eval_batch_size,
+    per_device_eval_batch_size=cfg.eval_batch_size or (64 if cuda else 4),
     num_train_epochs=cfg.num_epochs,
     eval_strategy="epoch",
     save_strategy="epoch",
@@ -371,6 +377,8 @@ def save_adapter(path):
     tokenizer.save_pretrained(path)
     with open(os.path.join(path, "README.md"), "w") as f:
         f.write(card)
+    with open(os.path.join(path, "labels.json"), "w") as f:  # the base model's config has no label names
+        json.dump(dict(enumerate(LABELS)), f)
 
 
 def save_metrics(path):

@@ -85,7 +85,7 @@ def test_reloaded_adapter_predicts_like_the_trained_model(train, tiny_model, tin
         model = PeftModel.from_pretrained(base, os.path.join(out, "adapter")).eval()
         logits = model(**batch).logits
     accuracy = (logits.argmax(-1) == labels).float().mean().item()
-    assert accuracy == pytest.approx(metrics["eval_accuracy"], abs=1e-9)
+    assert accuracy == pytest.approx(metrics["eval_accuracy"], abs=1e-6)
     assert not torch.allclose(logits, base_logits), "the trained head must come with the adapter"
 
     # the adapter holds exactly the weights of the last epoch's checkpoint
@@ -152,7 +152,7 @@ def test_bad_flags_are_refused(train, flags, words):
     ("three_labels", ["labels must be 0", "[2]"]),
 ])
 def test_bad_datasets_are_refused(train, bad_datasets, name, words):
-    assert_refused(*train("--dataset_name", str(bad_datasets / name)), *words)
+    assert_refused(*train("--dataset_name", str(bad_datasets / name), "--train_size", "20", "--eval_size", "20"), *words)
 
 
 def test_target_modules_that_bert_lacks_name_its_layers(tiny_imdb, tiny_model, tmp_path):
