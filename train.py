@@ -112,7 +112,7 @@ import peft
 import torch
 import transformers
 from datasets import load_dataset
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from peft import LoraConfig, TaskType, get_peft_model
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           HfArgumentParser, Trainer, TrainingArguments)
 

@@ -77,3 +77,13 @@ def train(tiny_model, tiny_imdb, tmp_path):
                          "--eval_size", "100", "--output_dir", output_dir, *flags, env=env)
         return proc, output_dir
     return run
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_model, tiny_imdb, tmp_path_factory):
+    """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote: (process, output_dir)."""
+    out = str(tmp_path_factory.mktemp("trained") / "run")
+    proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
+                     "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out

@@ -63,14 +63,13 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert adapter in summary and "AutoPeftModelForSequenceClassification.from_pretrained" in summary
 
 
-def test_reloaded_adapter_predicts_like_the_trained_model(train, tiny_model, tiny_imdb):
+def test_reloaded_adapter_predicts_like_the_trained_model(trained, tiny_model, tiny_imdb):
     import torch
     from datasets import load_dataset
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    proc, out = train("--num_epochs", "3", "--mixed_precision", "no")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, out = trained
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["eval_accuracy"] >= 0.6, "the tiny model should learn the tiny data"
 
@@ -94,11 +93,10 @@ def test_reloaded_adapter_predicts_like_the_trained_model(train, tiny_model, tin
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
 
 
-def test_same_seed_same_result(train, tmp_path):
-    runs = [train(output_dir=str(tmp_path / name)) for name in ("a", "b")]
-    for proc, _ in runs:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = (json.load(open(os.path.join(out, "metrics.json"))) for _, out in runs)
+def test_same_seed_same_result(train, trained, tmp_path):
+    proc, out = train("--num_epochs", "3", "--mixed_precision", "no")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.load(open(os.path.join(folder, "metrics.json"))) for folder in (out, trained[1]))
     assert a["eval_accuracy"] == b["eval_accuracy"] and a["train_loss"] == b["train_loss"]
 
 

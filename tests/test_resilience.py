@@ -1,0 +1,109 @@
+"""Launchers, resume and interruption: several processes, a run stopped and continued, a run killed mid-way."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from conftest import ROOT
+from safetensors.torch import load_file
+from test_train import files_digest
+
+
+def start_train(tiny_model, tiny_imdb, out, *flags):
+    """train.py in the background, as a user's terminal would run it."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "--model_name", tiny_model,
+                             "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
+                             "--mixed_precision", "no", "--output_dir", out, *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def wait_for(path, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_torchrun_two_processes_on_cpu(tiny_model, tiny_imdb, tmp_path):
+    out = str(tmp_path / "ddp")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "train.py",
+                           "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
+                           "--eval_size", "100", "--output_dir", out],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["processes"] == 2
+    assert sum(sum(row) for row in metrics["confusion_matrix"]["rows_true_columns_predicted"]) == 100  # each review once
+    assert os.path.exists(os.path.join(out, "adapter", "adapter_model.safetensors"))
+    assert proc.stdout.count("done in") == 1, "only rank 0 prints the summary"
+    # 200 reviews, 2 processes x batch 4: 25 steps to the epoch
+    assert [d for d in os.listdir(out) if d.startswith("checkpoint-")] == ["checkpoint-25"]
+
+
+def test_resume_after_interruption_equals_a_straight_run(tiny_model, tiny_imdb, tmp_path):
+    straight = str(tmp_path / "straight")
+    assert start_train(tiny_model, tiny_imdb, straight, "--num_epochs", "2").wait(timeout=300) == 0
+
+    out = str(tmp_path / "stopped")
+    proc = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "2")
+    wait_for(os.path.join(out, "checkpoint-50", "trainer_state.json"), proc)  # epoch 1 saved
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in stderr, stderr[-3000:]
+    assert not os.path.exists(os.path.join(out, "adapter")) and not os.path.exists(os.path.join(out, "metrics.json"))
+
+    resumed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "2", "--resume")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr[-3000:]
+    assert "resuming from" in stdout
+
+    a = load_file(os.path.join(straight, "adapter", "adapter_model.safetensors"))
+    b = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    ma, mb = (json.load(open(os.path.join(folder, "metrics.json"))) for folder in (straight, out))
+    assert ma["eval_accuracy"] == mb["eval_accuracy"]
+    assert [e["eval_loss"] for e in ma["epochs"]] == [e["eval_loss"] for e in mb["epochs"]]
+
+
+def test_kill_at_any_moment_leaves_whole_results_or_none(trained, tiny_model, tiny_imdb, tmp_path):
+    """SIGKILL (no clean-up at all) at moments spread over a run: adapter/ and metrics.json are whole or absent,
+    and an earlier run in the same outputs folder is not touched."""
+    earlier = trained[1]
+    before = files_digest(earlier)
+    start = time.time()
+    assert start_train(tiny_model, tiny_imdb, str(tmp_path / "timed")).wait(timeout=300) == 0
+    duration = time.time() - start
+    for i, fraction in enumerate((0.5, 0.8, 0.9, 0.95, 0.98)):
+        out = os.path.join(os.path.dirname(earlier), f"killed-{i}")  # beside the earlier run
+        proc = start_train(tiny_model, tiny_imdb, out)
+        time.sleep(duration * fraction)
+        proc.kill()
+        proc.wait()
+        adapter = os.path.join(out, "adapter")
+        if os.path.exists(adapter):
+            assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md",
+                    "labels.json"} <= set(os.listdir(adapter))
+            load_file(os.path.join(adapter, "adapter_model.safetensors"))
+        if os.path.exists(os.path.join(out, "metrics.json")):
+            assert os.path.exists(adapter)  # written last
+            json.load(open(os.path.join(out, "metrics.json")))
+    assert files_digest(earlier) == before
+
+
+def test_no_pickle_in_the_project():
+    """Weights are read and written as safetensors; nothing in our code unpickles."""
+    for folder, _, files in os.walk(ROOT):
+        if ".venv" in folder or ".git" in folder:
+            continue
+        for name in files:
+            if name.endswith(".py") and name != "test_resilience.py":
+                source = open(os.path.join(folder, name)).read()
+                for word in ("torch.load(", "import pickle", "pickle.load", "trust_remote_code=True"):
+                    assert word not in source, (name, word)
