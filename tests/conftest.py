@@ -62,8 +62,8 @@ def tiny_imdb(tmp_path_factory):
 
 
 def run_train(*flags, env=None, timeout=300):
-    """Run train.py as a user does, offline, and return the finished process."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    """Run train.py as a user does (offline unless env says otherwise) and return the finished process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"} if env is None else env
     return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *flags], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
 
@@ -71,10 +71,10 @@ def run_train(*flags, env=None, timeout=300):
 @pytest.fixture
 def train(tiny_model, tiny_imdb, tmp_path):
     """train(flag, ...) runs train.py on the tiny model and data into a fresh folder; returns (process, output_dir)."""
-    def run(*flags, output_dir=None, env=None):
+    def run(*flags, output_dir=None):
         output_dir = output_dir or str(tmp_path / "run")
         proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                         "--eval_size", "100", "--output_dir", output_dir, *flags, env=env)
+                         "--eval_size", "100", "--output_dir", output_dir, *flags)
         return proc, output_dir
     return run
 

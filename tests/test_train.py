@@ -191,8 +191,18 @@ def test_unreachable_hub_fails_fast_with_one_line(tiny_imdb, tmp_path, flags, fl
     out = str(tmp_path / "run")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))}
     env["HF_HOME"] = str(tmp_path / "empty-cache")  # nothing cached
-    import subprocess, sys
-    from conftest import ROOT
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--output_dir", out, *flags],
-                          capture_output=True, text=True, env=env, timeout=15, cwd=ROOT)
+    proc = run_train("--output_dir", out, *flags, env=env, timeout=15)
     assert_refused(proc, out, flag, "local copy")
+
+
+def test_one_local_file_gives_both_subsets_without_overlap(train, tmp_path):
+    from conftest import reviews
+    rows = reviews(80, seed=5)
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(rows["text"], rows["label"])))
+    proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "30")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert sum(map(sum, metrics["confusion_matrix"]["rows_true_columns_predicted"])) == 30
+    proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "31", output_dir=str(tmp_path / "x"))
+    assert_refused(proc, out, "81", "80 rows")
