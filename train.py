@@ -394,6 +394,7 @@ def save_curves(path):
     a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
     a.set(title="training loss", xlabel="step", ylabel="loss")
     b.plot([e["epoch"] for e in evals], [e["eval_accuracy"] for e in evals], marker="o")
+    b.set_xticks([e["epoch"] for e in evals])
     b.set(title="evaluation accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     fig.tight_layout()
     fig.savefig(path, format="png")
