@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from conftest import ROOT
 from safetensors.torch import load_file
@@ -29,11 +30,19 @@ def wait_for(path, proc, timeout=120):
         time.sleep(0.02)
 
 
-def test_torchrun_two_processes_on_cpu(tiny_model, tiny_imdb, tmp_path):
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"],
+    # accelerate's --cpu runs one process; --multi_gpu starts torchrun's workers, which use gloo without a GPU
+    "accelerate": [os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch", "--multi_gpu",
+                   "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     out = str(tmp_path / "ddp")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "train.py",
-                           "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                           "--eval_size", "100", "--output_dir", out],
+    proc = subprocess.run([*LAUNCHERS[launcher], "train.py", "--model_name", tiny_model, "--dataset_name", tiny_imdb,
+                           "--train_size", "200", "--eval_size", "100", "--output_dir", out],
                           capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.load(open(os.path.join(out, "metrics.json")))
