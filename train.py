@@ -316,15 +316,19 @@ final = evals[-1]
 def write_atomically(path, write):
     """Write beside the target, then rename: a kill at any moment leaves the old state or the new, never half."""
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else None
+    remove(tmp)  # left behind by a run killed while writing
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
-        elif os.path.exists(tmp):
-            os.remove(tmp)
+        remove(tmp)
+
+
+def remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 metrics = {
@@ -342,11 +346,10 @@ metrics = {
     "eval_reviews_per_s": final["eval_samples_per_second"],
     "wall_time_s": wall,
     "device": str(args.device), "processes": args.world_size, "mixed_precision": precision,
-    "config": asdict(cfg) | {"base_model": base_name},
+    "config": {k: v for k, v in asdict(cfg).items() if k not in ("overwrite_output_dir", "resume")} | {"base_model": base_name},
     "trainable_parameters": trainable, "total_parameters": total,
     "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
 }
-metrics["config"].pop("overwrite_output_dir"); metrics["config"].pop("resume")
 
 card = f"""---
 base_model: {base_name}
