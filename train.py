@@ -7,7 +7,7 @@
 Reads the constants below, loads a seeded subset of the data, wraps the model in a LoRA adapter,
 trains it with the transformers Trainer and writes OUTPUT_DIR:
     checkpoint-*/           one per epoch (what --resume continues from)
-    adapter/                adapter weights (safetensors), adapter_config.json, tokenizer, README.md
+    adapter/                adapter weights (safetensors), adapter_config.json, tokenizer, labels.json, README.md
     metrics.json            final and per-epoch accuracy and loss, timings, device, versions
     training_curves.png     training loss per step, evaluation accuracy per epoch
 """
@@ -40,7 +40,8 @@ LEARNING_RATE = 1e-3
 BATCH_SIZE = 4
 NUM_EPOCHS = 1
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"
-# Speed. None of these changes what is learned; see "Performance" in README.md.
+# Speed. These keep the data and every setting above; attention dropout is regularisation, so turning it off
+# is a change to training, checked against accuracy in bench/ (README.md, "Performance").
 MIXED_PRECISION = "auto"                # auto: bf16 on a GPU that has it (else fp16) or a CPU with AMX, else fp32; or bf16, fp16, no
 ATTENTION_DROPOUT = 0.0                 # DistilBERT's own is 0.1, which forces the slow attention kernel in training
 GROUP_BY_LENGTH = True                  # batches of similar length pad less (--no_group_by_length: random batches)
@@ -237,7 +238,7 @@ if missing:
 head = [n for n, m in model.named_children() if n != model.base_model_prefix and any(True for _ in m.parameters())]
 model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                          lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules,
-                                         modules_to_save=list(head)))
+                                         modules_to_save=list(head)))  # a copy: peft appends to it
 trainable, total = model.get_nb_trainable_parameters()
 if RANK == 0:
     print(f"LoRA on {', '.join(cfg.target_modules)} + head {', '.join(head)}: "
