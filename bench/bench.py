@@ -181,8 +181,8 @@ def main():
               f"CPU, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, AMX {'yes' if torch.cpu._is_amx_tile_supported() else 'no'}")
     print(f"\nmachine: {device}, torch {torch.__version__}; matmul peak: "
           f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
-    head = (f"| model | train/eval | recipe | wall s | train rev/s | eval rev/s | train GFLOP/s (% of bf16, of best peak) "
-            f"| eval GFLOP/s (% of bf16, of best peak) | peak RSS GiB | accuracy |")
+    head = ("| model | train/eval | recipe | wall s | train rev/s | eval rev/s | train GFLOP/s (% of bf16, of best peak) "
+            "| eval GFLOP/s (% of bf16, of best peak) | peak RSS GiB | accuracy |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
