@@ -10,6 +10,7 @@ The base model named in adapter_config.json is loaded first (--base_model points
 import argparse
 import json
 import os
+import shutil
 import sys
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,6 +72,7 @@ except (OSError, ValueError) as e:
 # -- merge: fold the LoRA matrices into the base weights, save like any transformers model -----------
 if cfg.merge:
     tmp = cfg.merge.rstrip("/") + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a merge killed while writing: no stale files in the new model
     merged = model.merge_and_unload()
     merged.save_pretrained(tmp)  # safetensors, config.json with the label names
     tokenizer.save_pretrained(tmp)
