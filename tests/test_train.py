@@ -54,7 +54,7 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert proc.stdout.count("'eval_accuracy'") + proc.stderr.count("'eval_accuracy'") == 2
 
     card = open(os.path.join(adapter, "README.md")).read()
-    for fact in ("200 reviews", "100 from `test`", "r=4", "alpha=32", "dropout=0.01", "q_lin", "learning rate 0.001",
+    for fact in ("200 texts", "100 from `test`", "r=4", "alpha=32", "dropout=0.01", "q_lin", "learning rate 0.001",
                  "batch size 4", "2 epoch", f"{metrics['eval_accuracy']:.4f}", metrics["config"]["base_model"]):
         assert fact in card, fact
 
@@ -106,12 +106,14 @@ def test_same_seed_same_result(train, trained, tmp_path):
 def bad_datasets(tmp_path_factory):
     from conftest import reviews
     root = tmp_path_factory.mktemp("bad")
-    write_split(root / "no_test" / "plain_text", "train", reviews(50, seed=3))
     import datasets
     rows = reviews(50, seed=3)
     for name, table in {"no_text": {"review": rows["text"], "label": rows["label"]},
                         "no_label": {"text": rows["text"], "stars": rows["label"]},
-                        "three_labels": {"text": rows["text"], "label": [i % 3 for i in range(50)]}}.items():
+                        "one_label": {"text": rows["text"], "label": [1] * 50},
+                        "empty_text": {"text": rows["text"][:7] + ["  "] + rows["text"][8:], "label": rows["label"]},
+                        "missing_label": {"text": rows["text"], "label": rows["label"][:9] + [None] + rows["label"][10:]},
+                        "float_label": {"text": rows["text"], "label": [0.5] * 50}}.items():
         for split in ("train", "test"):
             os.makedirs(root / name, exist_ok=True)
             datasets.Dataset.from_dict(table).to_parquet(str(root / name / f"{split}-00000-of-00001.parquet"))
@@ -137,17 +139,22 @@ def assert_refused(proc, out, *words):
     (["--model_name", "/nowhere/model"], ["/nowhere/model", "does not exist"]),
     (["--dataset_name", "/nowhere/data"], ["/nowhere/data", "does not exist"]),
     (["--target_modules", "q_lin", "query"], ["--target_modules query", "q_lin", "v_lin"]),
-    (["--eval_split", "validation"], ["validation", "train, test"]),
+    (["--train_split", "validation"], ["validation", "train, test"]),
+    (["--text_column", "review"], ["no 'review' column", "text, label", "--text_column"]),
+    (["--label_column", "stars"], ["no 'stars' column", "text, label", "--label_column"]),
+    (["--label_names", "neg:Negative"], ["--label_names", "neg=Negative"]),
 ])
 def test_bad_flags_are_refused(train, flags, words):
     assert_refused(*train(*flags), *words)
 
 
 @pytest.mark.parametrize("name, words", [
-    ("no_test", ["no split 'test'"]),
     ("no_text", ["no 'text' column", "review"]),
     ("no_label", ["no 'label' column", "stars"]),
-    ("three_labels", ["labels must be 0", "[2]"]),
+    ("one_label", ["all 20 training rows", "'1'", "two classes"]),
+    ("empty_text", ["1 rows of split 'train'", "empty or missing", "row 7"]),
+    ("missing_label", ["1 rows of split 'train'", "row 9"]),
+    ("float_label", ["--label_column 'label'", "class names or integer ids"]),
 ])
 def test_bad_datasets_are_refused(train, bad_datasets, name, words):
     assert_refused(*train("--dataset_name", str(bad_datasets / name), "--train_size", "20", "--eval_size", "20"), *words)
@@ -206,3 +213,46 @@ def test_one_local_file_gives_both_subsets_without_overlap(train, tmp_path):
     assert sum(map(sum, metrics["confusion_matrix"]["rows_true_columns_predicted"])) == 30
     proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "31", output_dir=str(tmp_path / "x"))
     assert_refused(proc, out, "81", "80 rows")
+
+
+# ---- your own data: other columns, string labels, no evaluation split ------------------------------
+
+def test_csv_with_other_columns_and_string_labels(train, tmp_path):
+    from conftest import reviews
+    from test_predict import predict
+    rows = reviews(120, seed=9)
+    path = tmp_path / "sentences.csv"
+    path.write_text("id,sentence,sentiment\n" + "".join(
+        f"{i},{text},{'positive' if label else 'negative'}\n" for i, (text, label) in enumerate(zip(rows["text"], rows["label"]))))
+    proc, out = train("--dataset_name", str(path), "--text_column", "sentence", "--label_column", "sentiment",
+                      "--train_size", "80", "--eval_size", "40")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 classes: negative, positive" in proc.stdout  # sorted distinct strings
+    assert "'train' too, without overlap" in proc.stdout
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["confusion_matrix"]["labels"] == ["negative", "positive"]
+    assert sum(map(sum, metrics["confusion_matrix"]["rows_true_columns_predicted"])) == 40
+    assert set(metrics["per_class"]) == {"negative", "positive"} and "eval_f1" in metrics
+    adapter = os.path.join(out, "adapter")
+    assert json.load(open(os.path.join(adapter, "labels.json"))) == {"0": "negative", "1": "positive"}
+    assert "0 = negative, 1 = positive" in open(os.path.join(adapter, "README.md")).read()
+    labelled = predict(adapter, "great wonderful superb", "awful terrible boring")
+    assert labelled.returncode == 0 and {line.split()[0] for line in labelled.stdout.splitlines()} <= {"negative", "positive"}
+
+
+def test_missing_eval_split_falls_back_to_validation_then_to_train(train, tmp_path):
+    from conftest import reviews
+    folder = tmp_path / "with_validation"
+    write_split(folder, "train", reviews(100, seed=10))
+    write_split(folder, "validation", reviews(30, seed=11))
+    proc, out = train("--dataset_name", str(folder), "--train_size", "50", "--eval_size", "30")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "30 from 'validation' (there is no 'test' split)" in proc.stdout
+    assert json.load(open(os.path.join(out, "metrics.json")))["data"]["eval_split"] == "validation"
+
+    proc, out = train("--eval_split", "dev", "--train_size", "300", "--eval_size", "100", output_dir=str(tmp_path / "b"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "100 from 'train' too, without overlap (there is no 'dev' or 'validation' split)" in proc.stdout
+    assert sum(map(sum, json.load(open(os.path.join(out, "metrics.json")))["confusion_matrix"]["rows_true_columns_predicted"])) == 100
+    proc, out = train("--eval_split", "dev", "--train_size", "301", "--eval_size", "100", output_dir=str(tmp_path / "c"))
+    assert_refused(proc, out, "401", "400 rows")
