@@ -61,11 +61,13 @@ labels_path = os.path.join(cfg.adapter_dir, "labels.json")
 id2label = {int(k): v for k, v in json.load(open(labels_path)).items()} if os.path.exists(labels_path) else None
 try:
     tokenizer = AutoTokenizer.from_pretrained(cfg.adapter_dir)
+    # the adapter's head has one output per class; the base model's saved head may have another number
     base = AutoModelForSequenceClassification.from_pretrained(
         base_name, trust_remote_code=cfg.trust_remote_code,
-        **({"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}))
+        **({"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()},
+            "ignore_mismatched_sizes": True} if id2label else {}))
     model = PeftModel.from_pretrained(base, cfg.adapter_dir).eval()
-except (OSError, ValueError) as e:
+except (OSError, ValueError, RuntimeError) as e:
     fail(f"cannot load base model {base_name!r} with this adapter ({str(e).splitlines()[0]}); "
          f"set --base_model to a local copy")
 

@@ -108,17 +108,11 @@ def hub_reachable(timeout=3.0):
 if os.environ.get("HF_HUB_OFFLINE", "") == "" and not hub_reachable():
     os.environ["HF_HUB_OFFLINE"] = "1"
 
-import numpy as np
-import peft
-import pyarrow.compute as pc
+# The heavy libraries are imported at the step that first needs them: a bad flag or bad data is reported in a few
+# seconds, not after the ten that importing peft and the Trainer can take.
 import torch
-import transformers
 from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
-from datasets import ClassLabel, load_dataset
-from peft import LoraConfig, TaskType, get_peft_model
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                          HfArgumentParser, Trainer, TrainingArguments)
+from transformers import HfArgumentParser
 
 cfg = HfArgumentParser(Config).parse_args_into_dataclasses()[0]
 offline = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -189,6 +183,9 @@ if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
     fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
 
 # -- 1. data: a seeded random subset for training and one for evaluation --------------------------
+import pyarrow.compute as pc
+from datasets import ClassLabel, load_dataset
+
 try:
     if os.path.isfile(cfg.dataset_name):  # one table, which load_dataset calls "train"
         kind = {".jsonl": "json"}.get(os.path.splitext(cfg.dataset_name)[1], os.path.splitext(cfg.dataset_name)[1][1:])
@@ -258,6 +255,8 @@ if main:
           f"evaluation; {len(LABELS)} classes: {', '.join(LABELS)}")
 
 # -- 2. tokenize once, with the fast tokenizer; padding happens per batch ---------------------------
+from transformers import AutoTokenizer
+
 try:
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_name, trust_remote_code=cfg.trust_remote_code)
 except (OSError, ValueError) as e:
@@ -275,6 +274,11 @@ train_ds = train_rows.map(tokenize, batched=True, remove_columns=["text"], desc=
 eval_ds = eval_rows.map(tokenize, batched=True, remove_columns=["text"], desc="tokenize eval")
 
 # -- 3. the model, wrapped in LoRA ------------------------------------------------------------------
+import peft
+import transformers
+from peft import LoraConfig, TaskType, get_peft_model
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
 # A local base model is recorded by absolute path, so the adapter loads from any working directory.
 base_name = os.path.abspath(cfg.model_name) if os.path.isdir(cfg.model_name) else cfg.model_name
 transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values: same seed, same start
@@ -310,6 +314,9 @@ if main:
     state.wait_for_everyone()  # the others may now read the data and the model
 
 # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
+import numpy as np
+from accelerate.utils import broadcast_object_list
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 
 def matmul_gflops(dtype, n=512, seconds=0.05):

@@ -71,8 +71,9 @@ def run_measured(cmd):
     return wall, usage.ru_maxrss / 2**20  # KiB -> GiB
 
 
-def matmul_peaks():
-    """Best of 3 x 10 square matrix products, fp32 and bf16 (2048 on a CPU, 8192 on a GPU)."""
+def matmul_peaks(seconds=2.0):
+    """Best rate of square matrix products, fp32 and bf16 (2048 on a CPU, 8192 on a GPU): one untimed product,
+    then as many as fit in `seconds` (at least one), so a CPU that emulates bf16 slowly does not stall the bench."""
     import torch
     cuda = torch.cuda.is_available()
     n = 8192 if cuda else 2048
@@ -81,16 +82,33 @@ def matmul_peaks():
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a = torch.randn(n, n, device="cuda" if cuda else "cpu").to(dtype)
         a @ a
-        best = 0
-        for _ in range(3):
+        best, count, begin = 0, 0, time.time()
+        while count == 0 or time.time() - begin < seconds:
             sync()
             start = time.time()
-            for _ in range(10):
-                a @ a
+            a @ a
             sync()
-            best = max(best, 10 * 2 * n ** 3 / (time.time() - start) / 1e9)
+            best, count = max(best, 2 * n ** 3 / (time.time() - start) / 1e9), count + 1
         peaks[name] = best
     return peaks
+
+
+def machine():
+    """What the figures were measured on: CPU (or GPU) model, cores, AMX and AVX512-BF16, torch version."""
+    import platform
+    import torch
+    flags, model = set(), platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    cpu = (f"{model}, {os.cpu_count()} cores, AMX {'yes' if torch.cpu._is_amx_tile_supported() else 'no'}, "
+           f"AVX512-BF16 {'yes' if 'avx512_bf16' in flags else 'no'}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    gpu = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); host " if torch.cuda.is_available() else ""
+    return f"{gpu}{cpu}; torch {torch.__version__}"
 
 
 def model_flops(model, data, train_size, eval_size, seed):
@@ -151,7 +169,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-")
     print(f"building models in {work} ...", flush=True)
     speed_model = build_speed_model(os.path.join(work, "distilbert-base-uncased-random"), a.vocab)
-    accuracy_model = a.accuracy_model or build_accuracy_model(os.path.join(work, "minilm-as-distilbert"))
+    accuracy_model = None if a.skip_accuracy else a.accuracy_model or build_accuracy_model(os.path.join(work, "minilm-as-distilbert"))
     peaks = matmul_peaks()
     best_peak = max(peaks.values())
     rows = []
@@ -175,25 +193,23 @@ def main():
             rows.append({"model": label, "sizes": f"{n_train}/{n_eval}", "recipe": recipe, "wall_s": wall,
                          "train_rev_s": n_train / train_s, "eval_rev_s": n_eval / m["eval_runtime_s"],
                          "train_gflops": 2 * train_flops / train_s / 1e9, "eval_gflops": eval_flops / m["eval_runtime_s"] / 1e9,
-                         "rss_gib": rss, "accuracy": m["eval_accuracy"]})
+                         "rss_gib": rss, "accuracy": m["eval_accuracy"],
+                         "precision": {"no": "fp32", None: "fp32"}.get(m.get("mixed_precision"), m.get("mixed_precision"))})
 
-    device = (torch.cuda.get_device_name() if torch.cuda.is_available() else
-              f"CPU, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, AMX {'yes' if torch.cpu._is_amx_tile_supported() else 'no'}")
-    print(f"\nmachine: {device}, torch {torch.__version__}; matmul peak: "
-          f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
-    head = ("| model | train/eval | recipe | wall s | train rev/s | eval rev/s | train GFLOP/s (% of bf16, of best peak) "
+    print(f"\nmachine: {machine()}\nmatmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    head = ("| model | train/eval | recipe | precision | wall s | train rev/s | eval rev/s | train GFLOP/s (% of bf16, of best peak) "
             "| eval GFLOP/s (% of bf16, of best peak) | peak RSS GiB | accuracy |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
         pct = lambda g: f"{g:.0f} ({100 * g / peaks['bf16']:.0f}%, {100 * g / best_peak:.0f}%)"
-        print(f"| {r['model']} | {r['sizes']} | {r['recipe']} | {r['wall_s']:.0f} | {r['train_rev_s']:.2f} | "
+        print(f"| {r['model']} | {r['sizes']} | {r['recipe']} | {r['precision']} | {r['wall_s']:.0f} | {r['train_rev_s']:.2f} | "
               f"{r['eval_rev_s']:.2f} | {pct(r['train_gflops'])} | {pct(r['eval_gflops'])} | {r['rss_gib']:.2f} | "
               f"{r['accuracy']:.3f} |")
     for plain, ours in zip(rows[::2], rows[1::2]):
         print(f"{plain['model']}: train.py takes {ours['wall_s'] / plain['wall_s']:.2f} of the plain recipe's wall time "
               f"({plain['wall_s'] / ours['wall_s']:.1f}x faster); accuracy {100 * (ours['accuracy'] - plain['accuracy']):+.1f} points")
-    json.dump({"peaks": peaks, "rows": rows}, open(os.path.join(work, "bench.json"), "w"), indent=1)
+    json.dump({"machine": machine(), "peaks": peaks, "rows": rows}, open(os.path.join(work, "bench.json"), "w"), indent=1)
     print(f"(raw figures: {work}/bench.json)")
 
 

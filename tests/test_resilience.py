@@ -38,13 +38,26 @@ LAUNCHERS = {
 }
 
 
+def launch(launcher, logs, *flags):
+    """train.py under a launcher with 2 processes; each rank's stdout and stderr also go to a file under logs."""
+    log_flags = ["--log-dir", str(logs), "--tee", "3"] if launcher == "torchrun" else ["--log_dir", str(logs), "--tee", "3"]
+    return subprocess.run([*LAUNCHERS[launcher], *log_flags, "train.py", *flags], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def everything_said(proc, logs):
+    """The launcher's own output and every rank's, for a failure message: nothing a rank said is cut off."""
+    ranks = [f"--- {path.relative_to(logs)} ---\n{path.read_text(errors='replace')}" for path in sorted(logs.rglob("*.log"))]
+    return "\n".join([f"--- launcher exit {proc.returncode}, stderr ---", proc.stderr, *ranks])
+
+
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
-    out = str(tmp_path / "ddp")
-    proc = subprocess.run([*LAUNCHERS[launcher], "train.py", "--model_name", tiny_model, "--dataset_name", tiny_imdb,
-                           "--train_size", "200", "--eval_size", "100", "--output_dir", out],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out, logs = str(tmp_path / "ddp"), tmp_path / "logs"
+    proc = launch(launcher, logs, "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
+                  "--eval_size", "100", "--output_dir", out)
+    assert proc.returncode == 0, everything_said(proc, logs)
+    assert len(list(logs.rglob("stderr.log"))) == 2, "one log per rank"
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["processes"] == 2
     assert sum(sum(row) for row in metrics["confusion_matrix"]["rows_true_columns_predicted"]) == 100  # each review once
@@ -52,6 +65,20 @@ def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     assert proc.stdout.count("done in") == 1, "only rank 0 prints the summary"
     # 200 reviews, 2 processes x batch 4: 25 steps to the epoch
     assert [d for d in os.listdir(out) if d.startswith("checkpoint-")] == ["checkpoint-25"]
+
+
+def test_bad_input_under_a_launcher_is_one_line_and_exit_status_2(tiny_model, tiny_imdb, tmp_path):
+    """Rank 0 checks the input first, the other rank waits: the error is said once, the rank exits with 2, no hang."""
+    out, logs = str(tmp_path / "ddp"), tmp_path / "logs"
+    proc = launch("torchrun", logs, "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "401",
+                  "--eval_size", "100", "--output_dir", out)
+    said = everything_said(proc, logs)
+    assert proc.returncode != 0, said
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "train.py: error:" in line]
+    assert len(errors) == 1 and "--train_size 401 is larger than the 'train' split" in errors[0], said
+    assert "exitcode  : 2" in proc.stderr, said  # the launcher's report names the rank's status
+    assert "Traceback" not in "".join(path.read_text() for path in logs.rglob("*.log")), said
+    assert not os.path.exists(out)
 
 
 def test_resume_after_interruption_equals_a_straight_run(tiny_model, tiny_imdb, tmp_path):
