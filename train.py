@@ -208,10 +208,12 @@ for split in dict.fromkeys((cfg.train_split, eval_split)):
     text, label = table[cfg.text_column], table[cfg.label_column]
     if not str(text.type).endswith("string"):
         fail(f"--text_column {cfg.text_column!r} holds {text.type}, not text")
-    # a row without text or class: null, blank, or ClassLabel's -1 (no label, as in SST-2's test split)
+    # a row without text or class: null, blank, or a negative id (ClassLabel's -1: no label, as in SST-2's test split)
+    kind = str(label.type)
+    no_label = (pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
+                else pc.less(label, 0) if kind.startswith(("int", "uint")) else pc.is_null(label))
     empty = pc.or_kleene(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_trim_whitespace(text), "")),
-                         pc.or_kleene(pc.is_null(label), pc.equal(pc.utf8_trim_whitespace(label), "")
-                                      if str(label.type).endswith("string") else pc.less(label, 0)))
+                         pc.or_kleene(pc.is_null(label), no_label))
     if pc.sum(empty).as_py():
         fail(f"{pc.sum(empty).as_py()} rows of split {split!r} have empty or missing text or label; "
              f"the first is row {pc.index(empty, True).as_py()} (counting from 0)")
@@ -248,9 +250,10 @@ if len(set(train_rows["label"])) < 2:
          f"at least two classes; check --label_column, or draw more rows (--train_size)")
 LABELS = [dict(pair.split("=", 1) for pair in cfg.label_names).get(n, n) for n in names]
 if main:
-    source = (f"{eval_split!r}" + (f" (there is no {cfg.eval_split!r} split)" if eval_split != cfg.eval_split else "")
-              if eval_split != cfg.train_split else f"{cfg.train_split!r} too, without overlap (there is no "
-              f"{cfg.eval_split!r} or 'validation' split)")
+    source = repr(eval_split) if eval_split != cfg.train_split else f"{eval_split!r} too, without overlap"
+    if eval_split != cfg.eval_split:
+        also = " or 'validation'" if eval_split != "validation" else ""
+        source += f" (there is no {cfg.eval_split!r}{also} split)"
     print(f"data: {cfg.train_size} rows from {cfg.train_split!r} for training, {cfg.eval_size} from {source} for "
           f"evaluation; {len(LABELS)} classes: {', '.join(LABELS)}")
 

@@ -60,6 +60,7 @@ def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     assert len(list(logs.rglob("stderr.log"))) == 2, "one log per rank"
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["processes"] == 2
+    assert metrics["matmul_gflops"] and proc.stdout.count("(matmul ") == 1  # rank 0 measures and says it, once
     assert sum(sum(row) for row in metrics["confusion_matrix"]["rows_true_columns_predicted"]) == 100  # each review once
     assert os.path.exists(os.path.join(out, "adapter", "adapter_model.safetensors"))
     assert proc.stdout.count("done in") == 1, "only rank 0 prints the summary"
