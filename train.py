@@ -52,7 +52,9 @@ EVAL_BATCH_SIZE = None                  # None: 64 on a GPU; 4 on a CPU, where l
 
 
 def flag(default, help, **metadata):
-    return field(default_factory=lambda: default, metadata={"help": help, **metadata})
+    metadata = {"help": help, **metadata}
+    # a plain default, not a factory, where it can be: HfArgumentParser reads a bool's default from it (--no_ flags)
+    return field(default_factory=lambda: list(default), metadata=metadata) if isinstance(default, list) else field(default=default, metadata=metadata)
 
 
 @dataclass

@@ -52,6 +52,11 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert f"training on cpu in {chosen} (matmul " in proc.stdout
     assert set(metrics["versions"]) == {"torch", "transformers", "peft"}
     assert metrics["config"]["train_size"] == 200 and metrics["config"]["eval_size"] == 100
+    # the other settings are the constants' defaults
+    assert {k: metrics["config"][k] for k in ("group_by_length", "attention_dropout", "mixed_precision", "target_modules",
+                                             "text_column", "label_column", "label_names")} == {
+        "group_by_length": True, "attention_dropout": 0.0, "mixed_precision": "auto", "target_modules": ["q_lin"],
+        "text_column": "text", "label_column": "label", "label_names": ["neg=Negative", "pos=Positive"]}
 
     # evaluation runs once per epoch and not again at the end
     state = json.load(open(os.path.join(out, "checkpoint-100", "trainer_state.json")))
@@ -263,3 +268,24 @@ def test_missing_eval_split_falls_back_to_validation_then_to_train(train, tmp_pa
     assert sum(map(sum, json.load(open(os.path.join(out, "metrics.json")))["confusion_matrix"]["rows_true_columns_predicted"])) == 100
     proc, out = train("--eval_split", "dev", "--train_size", "301", "--eval_size", "100", output_dir=str(tmp_path / "c"))
     assert_refused(proc, out, "401", "400 rows")
+
+
+def test_help_gives_every_flag_a_meaning_and_its_default():
+    import subprocess
+    import sys
+    from conftest import ROOT
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--help"], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = {}  # flag -> its help, joined into one line
+    for line in proc.stdout.splitlines():
+        if line.startswith("  --"):
+            flag = line.split()[0].rstrip(",")
+            entries[flag] = line
+        elif entries and line.startswith(" " * 8):
+            entries[flag] += " " + line.strip()
+    for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "text"),
+                          ("--label_column", "label"), ("--eval_split", "test"), ("--train_size", "1000"),
+                          ("--group_by_length", "True"), ("--mixed_precision", "auto"), ("--label_names", "['neg=Negative")):
+        assert f"(default: {default}" in " ".join(entries[flag].split()), (flag, entries[flag])
+    assert all("(default: " in " ".join(help.split()) for help in entries.values()), entries
