@@ -216,8 +216,9 @@ for split in dict.fromkeys((cfg.train_split, eval_split)):
                 else pc.less(label, 0) if kind.startswith(("int", "uint")) else pc.is_null(label))
     empty = pc.or_kleene(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_trim_whitespace(text), "")),
                          pc.or_kleene(pc.is_null(label), no_label))
-    if pc.sum(empty).as_py():
-        fail(f"{pc.sum(empty).as_py()} rows of split {split!r} have empty or missing text or label; "
+    bad = pc.sum(empty).as_py()
+    if bad:
+        fail(f"{bad} rows of split {split!r} have empty or missing text or label; "
              f"the first is row {pc.index(empty, True).as_py()} (counting from 0)")
 
 rows = data[cfg.train_split].shuffle(seed=cfg.seed)
