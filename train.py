@@ -112,30 +112,19 @@ if os.environ.get("HF_HUB_OFFLINE", "") == "" and not hub_reachable():
 
 # The heavy libraries are imported at the step that first needs them: a bad flag or bad data is reported in a few
 # seconds, not after the ten that importing peft and the Trainer can take.
-import torch
-from accelerate import PartialState
 from transformers import HfArgumentParser
 
 cfg = HfArgumentParser(Config).parse_args_into_dataclasses()[0]
 offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-
-# -- where it runs: a CUDA GPU, else Apple's GPU (MPS), else the CPU ------------------------------
-device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-# Under torchrun or accelerate launch this joins the other processes (alone, it does nothing). Rank 0 checks the
-# input and prepares the data first, the others after it: a bad input is reported once, by rank 0, and the
-# datasets cache is written by one process at a time.
-state = PartialState(cpu=device == "cpu")
-main = state.is_main_process  # rank 0 alone prints and writes results
-if not main:
-    try:
-        state.wait_for_everyone()
-    except RuntimeError:  # rank 0 stopped before it got here, and said why
-        sys.exit(2)
+# Under a launcher every process checks the same flags in step 0 and meets the same error: rank 0 says it.
+# Once the processes have joined (below), any process that meets an error says it.
+quiet = os.environ.get("RANK", "0") != "0"
 
 
 def fail(message):
     """Bad input: one line on stderr and exit status 2, before anything is written."""
-    print(f"train.py: error: {message}", file=sys.stderr)
+    if not quiet:
+        print(f"train.py: error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -160,6 +149,10 @@ for name in ("lora_dropout", "attention_dropout"):
 if any("=" not in pair for pair in cfg.label_names):
     fail(f"--label_names takes data=shown pairs, such as neg=Negative; got {' '.join(cfg.label_names)}")
 
+for name, flag_ in ((cfg.dataset_name, "--dataset_name"), (cfg.model_name, "--model_name")):
+    if is_local(name) and not os.path.exists(name):
+        fail(not_found("dataset" if flag_ == "--dataset_name" else "model", name, flag_))
+
 out = cfg.output_dir
 checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-")
                       and os.path.exists(os.path.join(out, d, "trainer_state.json"))),  # written last: the checkpoint is whole
@@ -183,6 +176,22 @@ while not os.path.exists(parent):
     parent = os.path.dirname(parent)
 if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
     fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
+
+# -- where it runs: a CUDA GPU, else Apple's GPU (MPS), else the CPU ------------------------------
+import torch
+from accelerate import PartialState
+
+device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+# Under torchrun or accelerate launch this joins the other processes (alone, it does nothing). Rank 0 checks the
+# data and the model first, the others wait here until it has: a bad input is reported once, by rank 0, and the
+# datasets cache is written by one process at a time.
+state = PartialState(cpu=device == "cpu")
+main, quiet = state.is_main_process, False  # rank 0 alone prints and writes results
+if not main:
+    try:
+        state.wait_for_everyone()
+    except RuntimeError:  # rank 0 stopped before it got here, and said why
+        sys.exit(2)
 
 # -- 1. data: a seeded random subset for training and one for evaluation --------------------------
 import pyarrow.compute as pc
@@ -511,10 +520,9 @@ def save_metrics(path):
 
 
 def save_curves(path):
-    import matplotlib
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.5))
+    from matplotlib.figure import Figure  # not pyplot: no screen, no window, nothing global to close
+    fig = Figure(figsize=(15, 4.5))
+    a, b, c = fig.subplots(1, 3)
     a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
     a.set(title="training loss", xlabel="step", ylabel="loss")
     b.plot([e["epoch"] for e in evals], [e["eval_accuracy"] for e in evals], marker="o")
@@ -527,7 +535,6 @@ def save_curves(path):
           xticks=range(len(LABELS)), yticks=range(len(LABELS)), xticklabels=LABELS, yticklabels=LABELS)
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
 
 
 write_atomically(os.path.join(out, "training_curves.png"), save_curves)

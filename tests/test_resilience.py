@@ -41,8 +41,9 @@ LAUNCHERS = {
 def launch(launcher, logs, *flags):
     """train.py under a launcher with 2 processes; each rank's stdout and stderr also go to a file under logs."""
     log_flags = ["--log-dir", str(logs), "--tee", "3"] if launcher == "torchrun" else ["--log_dir", str(logs), "--tee", "3"]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # each launcher gives its ranks 1, as for a user
     return subprocess.run([*LAUNCHERS[launcher], *log_flags, "train.py", *flags], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          cwd=ROOT, timeout=300, env={**env, "HF_HUB_OFFLINE": "1"})
 
 
 def everything_said(proc, logs):
