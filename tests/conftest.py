@@ -110,9 +110,9 @@ def minilm(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ag_news_run(minilm, tmp_path_factory):
-    """The stand-in trained on 300 AG News items, four classes, by constants alone: (process, output_dir)."""
+    """The stand-in trained on 200 AG News items, four classes, by constants alone: (process, output_dir)."""
     out = str(tmp_path_factory.mktemp("ag_news") / "run")
     proc = run_train("--model_name", minilm, "--dataset_name", os.path.join(SHARED, "data", "ag_news"),
-                     "--train_size", "300", "--eval_size", "300", "--output_dir", out, timeout=900)
+                     "--train_size", "200", "--eval_size", "300", "--output_dir", out, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, out

@@ -83,19 +83,19 @@ def test_bad_input_under_a_launcher_is_one_line_and_exit_status_2(tiny_model, ti
     assert not os.path.exists(out)
 
 
-def test_resume_after_interruption_equals_a_straight_run(tiny_model, tiny_imdb, tmp_path):
-    straight = str(tmp_path / "straight")
-    assert start_train(tiny_model, tiny_imdb, straight, "--num_epochs", "2").wait(timeout=300) == 0
+def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, tiny_imdb, tmp_path):
+    """Same seed, same run: a run stopped after epoch 1 and resumed ends where an uninterrupted one does."""
+    straight = trained[1]  # the same flags, 3 epochs, not interrupted
 
     out = str(tmp_path / "stopped")
-    proc = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "2")
-    wait_for(os.path.join(out, "checkpoint-50", "trainer_state.json"), proc)  # epoch 1 saved
+    proc = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3")
+    wait_for(os.path.join(out, "checkpoint-50", "trainer_state.json"), proc)  # epoch 1 of 3 saved
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in stderr, stderr[-3000:]
     assert not os.path.exists(os.path.join(out, "adapter")) and not os.path.exists(os.path.join(out, "metrics.json"))
 
-    resumed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "2", "--resume")
+    resumed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3", "--resume")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr[-3000:]
     assert "resuming from" in stdout
@@ -118,7 +118,7 @@ def test_kill_at_any_moment_leaves_whole_results_or_none(trained, tiny_model, ti
     start = time.time()
     assert start_train(tiny_model, tiny_imdb, str(tmp_path / "timed")).wait(timeout=300) == 0
     duration = time.time() - start
-    for i, fraction in enumerate((0.5, 0.8, 0.9, 0.95, 0.98)):
+    for i, fraction in enumerate((0.6, 0.9, 0.97)):  # start-up or training, checkpoint or curves, adapter or metrics
         out = os.path.join(os.path.dirname(earlier), f"killed-{i}")  # beside the earlier run
         proc = start_train(tiny_model, tiny_imdb, out)
         time.sleep(duration * fraction)
