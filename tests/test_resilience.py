@@ -69,15 +69,19 @@ def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     assert [d for d in os.listdir(out) if d.startswith("checkpoint-")] == ["checkpoint-25"]
 
 
-def test_bad_input_under_a_launcher_is_one_line_and_exit_status_2(tiny_model, tiny_imdb, tmp_path):
-    """Rank 0 checks the input first, the other rank waits: the error is said once, the rank exits with 2, no hang."""
+@pytest.mark.parametrize("train_size, message", [
+    ("0", "--train_size must be at least 1"),  # a flag: every rank checks it before they join, rank 0 says it
+    ("401", "--train_size 401 is larger than the 'train' split"),  # the data: rank 0 checks it, the other waits
+])
+def test_bad_input_under_a_launcher_is_one_line_and_exit_status_2(tiny_model, tiny_imdb, tmp_path, train_size, message):
+    """The error is said once, the rank exits with 2, the launcher stops the run: no hang, no traceback."""
     out, logs = str(tmp_path / "ddp"), tmp_path / "logs"
-    proc = launch("torchrun", logs, "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "401",
+    proc = launch("torchrun", logs, "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", train_size,
                   "--eval_size", "100", "--output_dir", out)
     said = everything_said(proc, logs)
     assert proc.returncode != 0, said
     errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "train.py: error:" in line]
-    assert len(errors) == 1 and "--train_size 401 is larger than the 'train' split" in errors[0], said
+    assert len(errors) == 1 and message in errors[0], said
     assert "exitcode  : 2" in proc.stderr, said  # the launcher's report names the rank's status
     assert "Traceback" not in "".join(path.read_text() for path in logs.rglob("*.log")), said
     assert not os.path.exists(out)
