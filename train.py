@@ -432,8 +432,8 @@ wall = time.time() - start
 
 def leave():
     """End a launched process without the interpreter's teardown. There, now and then, a native thread still running
-    aborts the process ("terminate called without an active exception", SIGABRT; torch 2.13, gloo, 2 processes: about
-    1 run in 20 here, also after destroy_process_group), and the launcher fails a run whose results are whole."""
+    aborts the process ("terminate called without an active exception", SIGABRT; torch 2.13, gloo, 2 processes on a
+    busy 2-core machine: 2 runs in 24, one of them after destroy_process_group), and the launcher fails a finished run."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
