@@ -152,9 +152,9 @@ for name in ("lora_dropout", "attention_dropout"):
 if any("=" not in pair for pair in cfg.label_names):
     fail(f"--label_names takes data=shown pairs, such as neg=Negative; got {' '.join(cfg.label_names)}")
 
-for name, flag_ in ((cfg.dataset_name, "--dataset_name"), (cfg.model_name, "--model_name")):
+for what, name, flag_ in (("dataset", cfg.dataset_name, "--dataset_name"), ("model", cfg.model_name, "--model_name")):
     if is_local(name) and not os.path.exists(name):
-        fail(not_found("dataset" if flag_ == "--dataset_name" else "model", name, flag_))
+        fail(not_found(what, name, flag_))
 
 out = cfg.output_dir
 checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-")
