@@ -157,8 +157,19 @@ for what, name, flag_ in (("dataset", cfg.dataset_name, "--dataset_name"), ("mod
         fail(not_found(what, name, flag_))
 
 out = cfg.output_dir
-checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-")
-                      and os.path.exists(os.path.join(out, d, "trainer_state.json"))),  # written last: the checkpoint is whole
+
+
+def whole(checkpoint):
+    """The Trainer writes trainer_state.json last, so a checkpoint whose state reads is whole (a kill between its
+    open and its write leaves it empty)."""
+    try:
+        with open(os.path.join(out, checkpoint, "trainer_state.json")) as f:
+            return bool(json.load(f))
+    except (OSError, ValueError):
+        return False
+
+
+checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-") and whole(d)),
                      key=lambda d: int(d.split("-")[1]))
 finished = os.path.exists(os.path.join(out, "adapter")) or os.path.exists(os.path.join(out, "metrics.json"))
 if os.path.exists(out) and not os.path.isdir(out):

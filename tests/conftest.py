@@ -4,10 +4,12 @@ Nothing here touches the network: every test runs train.py on these local copies
 """
 import os
 import random
+import shutil
 import subprocess
 import sys
 
 import pytest
+from filelock import FileLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
@@ -46,29 +48,43 @@ def write_split(folder, split, rows):
     datasets.Dataset.from_dict(rows, features=features).to_parquet(os.path.join(folder, f"{split}-00000-of-00001.parquet"))
 
 
+def built_once(tmp_path_factory, name, build):
+    """A session fixture's folder, built by the first pytest-xdist worker that asks and reused by the others (each
+    used to build its own: the 3-epoch run twice, about 17 s of a 2-core machine). build(folder) fills the folder."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / name  # parent: shared by the workers
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():  # a build that failed left no mark: the next worker tries, and fails, too
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A small random DistilBERT (q_lin and all) with a WordPiece vocab of the fixture's words."""
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
-    folder = tmp_path_factory.mktemp("tiny-distilbert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + GOOD + BAD + FILLER
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    DistilBertTokenizer.from_pretrained(str(folder)).save_pretrained(str(folder))
-    config = DistilBertConfig(vocab_size=len(vocab), dim=64, hidden_dim=128, n_layers=2, n_heads=2,
-                              max_position_embeddings=128, initializer_range=0.2, seq_classif_dropout=0.0)  # spread-out features: learnable in a few steps
-    import torch
-    torch.manual_seed(0)
-    DistilBertForSequenceClassification(config).save_pretrained(str(folder))
-    return str(folder)
+    def build(folder):
+        from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + GOOD + BAD + FILLER
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+        DistilBertTokenizer.from_pretrained(str(folder)).save_pretrained(str(folder))
+        config = DistilBertConfig(vocab_size=len(vocab), dim=64, hidden_dim=128, n_layers=2, n_heads=2,
+                                  max_position_embeddings=128, initializer_range=0.2, seq_classif_dropout=0.0)  # spread-out features: learnable in a few steps
+        import torch
+        torch.manual_seed(0)
+        DistilBertForSequenceClassification(config).save_pretrained(str(folder))
+    return str(built_once(tmp_path_factory, "tiny-distilbert", build))
 
 
 @pytest.fixture(scope="session")
 def tiny_imdb(tmp_path_factory):
     """An IMDB-shaped folder: plain_text/{train,test}-00000-of-00001.parquet with text and ClassLabel label."""
-    folder = tmp_path_factory.mktemp("tiny-imdb")
-    write_split(folder / "plain_text", "train", reviews(400, seed=1))
-    write_split(folder / "plain_text", "test", reviews(200, seed=2))
-    return str(folder)
+    def build(folder):
+        write_split(folder / "plain_text", "train", reviews(400, seed=1))
+        write_split(folder / "plain_text", "test", reviews(200, seed=2))
+    return str(built_once(tmp_path_factory, "tiny-imdb", build))
 
 
 def run_train(*flags, env=None, timeout=300):
@@ -91,28 +107,32 @@ def train(tiny_model, tiny_imdb, tmp_path):
 
 @pytest.fixture(scope="session")
 def trained(tiny_model, tiny_imdb, tmp_path_factory):
-    """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote: (process, output_dir)."""
-    out = str(tmp_path_factory.mktemp("trained") / "run")
-    proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
-                     "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, out
+    """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote: (its stdout, output_dir)."""
+    def build(folder):
+        proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
+                         "--eval_size", "100", "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", str(folder / "run"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (folder / "stdout.txt").write_text(proc.stdout)
+    folder = built_once(tmp_path_factory, "trained", build)
+    return (folder / "stdout.txt").read_text(), str(folder / "run")
 
 
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory):
     """The pretrained MiniLM encoder in the DistilBERT architecture, with a fresh 2-output head."""
-    folder = str(tmp_path_factory.mktemp("minilm") / "minilm-as-distilbert")
-    subprocess.run([sys.executable, os.path.join(SHARED, "tools", "minilm_as_distilbert.py"), folder], check=True,
-                   capture_output=True)
-    return folder
+    def build(folder):
+        subprocess.run([sys.executable, os.path.join(SHARED, "tools", "minilm_as_distilbert.py"), str(folder / "model")],
+                       check=True, capture_output=True)
+    return str(built_once(tmp_path_factory, "minilm-as-distilbert", build) / "model")
 
 
 @pytest.fixture(scope="session")
 def ag_news_run(minilm, tmp_path_factory):
-    """The stand-in trained on 200 AG News items, four classes, by constants alone: (process, output_dir)."""
-    out = str(tmp_path_factory.mktemp("ag_news") / "run")
-    proc = run_train("--model_name", minilm, "--dataset_name", os.path.join(SHARED, "data", "ag_news"),
-                     "--train_size", "200", "--eval_size", "300", "--output_dir", out, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, out
+    """The stand-in trained on 200 AG News items, four classes, by constants alone: (its stdout, output_dir)."""
+    def build(folder):
+        proc = run_train("--model_name", minilm, "--dataset_name", os.path.join(SHARED, "data", "ag_news"),
+                         "--train_size", "200", "--eval_size", "300", "--output_dir", str(folder / "run"), timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (folder / "stdout.txt").write_text(proc.stdout)
+    folder = built_once(tmp_path_factory, "ag_news", build)
+    return (folder / "stdout.txt").read_text(), str(folder / "run")

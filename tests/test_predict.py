@@ -61,7 +61,7 @@ def test_merged_model_loads_alone_and_gives_the_adapters_logits(trained, tiny_mo
 
 
 def test_run_reports_curves_confusion_matrix_and_examples(trained):
-    proc, out = trained
+    stdout, out = trained
     with open(os.path.join(out, "training_curves.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     metrics = json.load(open(os.path.join(out, "metrics.json")))
@@ -70,5 +70,5 @@ def test_run_reports_curves_confusion_matrix_and_examples(trained):
     assert abs(metrics["eval_accuracy"] - (tp + tn) / 100) < 1e-9
     assert abs(metrics["eval_precision"] - tp / max(tp + fp, 1)) < 1e-9
     assert abs(metrics["eval_recall"] - tp / max(tp + fn, 1)) < 1e-9
-    examples = [line for line in proc.stdout.splitlines() if " predicted " in line and " true " in line]
+    examples = [line for line in stdout.splitlines() if " predicted " in line and " true " in line]
     assert len(examples) == 3

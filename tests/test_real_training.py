@@ -33,10 +33,10 @@ def test_four_news_classes_learned_and_named_everywhere(ag_news_run, minilm, tmp
     from datasets import load_dataset
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    proc, out = ag_news_run
+    stdout, out = ag_news_run
     names = ["World", "Sports", "Business", "Sci/Tech"]
-    assert f"4 classes: {', '.join(names)}" in proc.stdout
-    assert "a fresh head of 4 outputs replaces the saved one of 2" in proc.stdout
+    assert f"4 classes: {', '.join(names)}" in stdout
+    assert "a fresh head of 4 outputs replaces the saved one of 2" in stdout
 
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["eval_accuracy"] >= 0.70, metrics["eval_accuracy"]  # chance: 0.25
@@ -52,7 +52,7 @@ def test_four_news_classes_learned_and_named_everywhere(ag_news_run, minilm, tmp
     assert "0 = World, 1 = Sports, 2 = Business, 3 = Sci/Tech" in card
 
     # the load line the summary and the card show gives the names and the run's accuracy
-    load_line = next(line.strip() for line in proc.stdout.splitlines() if "from_pretrained(" in line)
+    load_line = next(line.strip() for line in stdout.splitlines() if "from_pretrained(" in line)
     namespace = {"AutoPeftModelForSequenceClassification": AutoPeftModelForSequenceClassification}
     exec(load_line, namespace)
     model = namespace["model"].eval()

@@ -13,12 +13,12 @@ from safetensors.torch import load_file
 from test_train import files_digest
 
 
-def start_train(tiny_model, tiny_imdb, out, *flags):
-    """train.py in the background, as a user's terminal would run it."""
+def start_train(tiny_model, tiny_imdb, out, *flags, output=None):
+    """train.py in the background, as a user's terminal would run it; its output to pipes, or to one open file."""
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "--model_name", tiny_model,
                              "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
                              "--mixed_precision", "no", "--output_dir", out, *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            stdout=output or subprocess.PIPE, stderr=output or subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
@@ -114,28 +114,67 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
     assert [e["eval_loss"] for e in ma["epochs"]] == [e["eval_loss"] for e in mb["epochs"]]
 
 
-def test_kill_at_any_moment_leaves_whole_results_or_none(trained, tiny_model, tiny_imdb, tmp_path):
-    """SIGKILL (no clean-up at all) at moments spread over a run: adapter/ and metrics.json are whole or absent,
-    and an earlier run in the same outputs folder is not touched."""
+def stops(proc, every=0.01):
+    """Stop the process (SIGSTOP) again and again until it ends, yielding at each stop. What is on disk while it is
+    stopped is what a kill (SIGKILL) at that moment would leave: a killed process cleans nothing up, and what it
+    wrote before is there for any other process to read. One run gives hundreds of kill moments this way."""
+    while True:
+        os.kill(proc.pid, signal.SIGSTOP)
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):  # it ended before the stop reached it
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return
+        yield
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(every)
+
+
+def whole(checkpoint):
+    """As train.py decides it: the Trainer writes trainer_state.json last."""
+    try:
+        return bool(json.load(open(os.path.join(checkpoint, "trainer_state.json"))))
+    except (OSError, ValueError):
+        return False
+
+
+def assert_whole_or_absent(out):
+    """What train.py relies on or promises: a checkpoint whose trainer_state.json reads is whole (--resume takes
+    it); training_curves.png, adapter/ and metrics.json are whole or absent; metrics.json comes last."""
+    names = set(os.listdir(out)) if os.path.isdir(out) else set()
+    for name in names:
+        if name.startswith("checkpoint-") and whole(os.path.join(out, name)):
+            assert {"adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"} <= set(
+                os.listdir(os.path.join(out, name))), name
+            load_file(os.path.join(out, name, "adapter_model.safetensors"))
+    if "training_curves.png" in names:
+        with open(os.path.join(out, "training_curves.png"), "rb") as f:
+            png = f.read()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(b"IEND\xaeB`\x82")
+    if "adapter" in names:
+        adapter = os.path.join(out, "adapter")
+        assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md",
+                "labels.json"} <= set(os.listdir(adapter))
+        load_file(os.path.join(adapter, "adapter_model.safetensors"))
+        json.load(open(os.path.join(adapter, "adapter_config.json")))
+        json.load(open(os.path.join(adapter, "labels.json")))
+    if "metrics.json" in names:
+        assert "adapter" in names  # written last
+        assert "eval_accuracy" in json.load(open(os.path.join(out, "metrics.json")))
+    return names
+
+
+def test_a_kill_at_any_moment_leaves_whole_results_or_none(trained, tiny_model, tiny_imdb, tmp_path):
+    """A run stopped every 10 ms from start to end: at every stop, what it has written is whole or absent, and an
+    earlier run in the same outputs folder is not touched."""
     earlier = trained[1]
     before = files_digest(earlier)
-    start = time.time()
-    assert start_train(tiny_model, tiny_imdb, str(tmp_path / "timed")).wait(timeout=300) == 0
-    duration = time.time() - start
-    for i, fraction in enumerate((0.6, 0.9, 0.97)):  # start-up or training, checkpoint or curves, adapter or metrics
-        out = os.path.join(os.path.dirname(earlier), f"killed-{i}")  # beside the earlier run
-        proc = start_train(tiny_model, tiny_imdb, out)
-        time.sleep(duration * fraction)
-        proc.kill()
-        proc.wait()
-        adapter = os.path.join(out, "adapter")
-        if os.path.exists(adapter):
-            assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md",
-                    "labels.json"} <= set(os.listdir(adapter))
-            load_file(os.path.join(adapter, "adapter_model.safetensors"))
-        if os.path.exists(os.path.join(out, "metrics.json")):
-            assert os.path.exists(adapter)  # written last
-            json.load(open(os.path.join(out, "metrics.json")))
+    out = os.path.join(os.path.dirname(earlier), "stopped-and-checked")  # beside the earlier run
+    with open(tmp_path / "output.txt", "w") as log:
+        proc = start_train(tiny_model, tiny_imdb, out, output=log)
+        moments = [assert_whole_or_absent(out) for _ in stops(proc)]
+    assert proc.returncode == 0, (tmp_path / "output.txt").read_text()[-3000:]
+    assert len(moments) > 100, len(moments)
+    assert {"adapter", "metrics.json", "training_curves.png", "checkpoint-50"} <= assert_whole_or_absent(out)
     assert files_digest(earlier) == before
 
 

@@ -113,9 +113,7 @@ def bad_datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
     import datasets
     rows = reviews(50, seed=3)
-    for name, table in {"no_text": {"review": rows["text"], "label": rows["label"]},
-                        "no_label": {"text": rows["text"], "stars": rows["label"]},
-                        "one_label": {"text": rows["text"], "label": [1] * 50},
+    for name, table in {"one_label": {"text": rows["text"], "label": [1] * 50},
                         "empty_text": {"text": rows["text"][:7] + ["  "] + rows["text"][8:], "label": rows["label"]},
                         "missing_label": {"text": rows["text"], "label": rows["label"][:9] + [None] + rows["label"][10:]},
                         "float_label": {"text": rows["text"], "label": [0.5] * 50}}.items():
@@ -139,11 +137,9 @@ def assert_refused(proc, out, *words):
 @pytest.mark.parametrize("flags, words", [
     (["--train_size", "0"], ["--train_size", "at least 1"]),
     (["--eval_size", "-5"], ["--eval_size"]),
-    (["--train_size", "401"], ["'train'", "400"]),
     (["--eval_size", "201"], ["'test'", "200"]),
     (["--model_name", "/nowhere/model"], ["/nowhere/model", "does not exist"]),
     (["--dataset_name", "/nowhere/data"], ["/nowhere/data", "does not exist"]),
-    (["--target_modules", "q_lin", "query"], ["--target_modules query", "q_lin", "v_lin"]),
     (["--train_split", "validation"], ["validation", "train, test"]),
     (["--text_column", "review"], ["no 'review' column", "text, label", "--text_column"]),
     (["--label_column", "stars"], ["no 'stars' column", "text, label", "--label_column"]),
@@ -154,8 +150,6 @@ def test_bad_flags_are_refused(train, flags, words):
 
 
 @pytest.mark.parametrize("name, words", [
-    ("no_text", ["no 'text' column", "review"]),
-    ("no_label", ["no 'label' column", "stars"]),
     ("one_label", ["all 20 training rows", "'1'", "two classes"]),
     ("empty_text", ["1 rows of split 'train'", "empty or missing", "row 7"]),
     ("missing_label", ["1 rows of split 'train'", "row 9"]),
@@ -165,7 +159,7 @@ def test_bad_datasets_are_refused(train, bad_datasets, name, words):
     assert_refused(*train("--dataset_name", str(bad_datasets / name), "--train_size", "20", "--eval_size", "20"), *words)
 
 
-def test_target_modules_that_bert_lacks_name_its_layers(tiny_imdb, tiny_model, tmp_path):
+def test_target_modules_that_the_model_lacks_are_named_with_its_layers(tiny_imdb, tiny_model, tmp_path):
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
     bert = tmp_path / "tiny-bert"
     BertForSequenceClassification(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -173,8 +167,8 @@ def test_target_modules_that_bert_lacks_name_its_layers(tiny_imdb, tiny_model, t
     BertTokenizer.from_pretrained(tiny_model).save_pretrained(str(bert))
     out = str(tmp_path / "run")
     proc = run_train("--model_name", str(bert), "--dataset_name", tiny_imdb, "--output_dir", out, "--train_size", "10",
-                     "--eval_size", "10")
-    assert_refused(proc, out, "q_lin", "query", "value")
+                     "--eval_size", "10", "--target_modules", "query", "q_lin")
+    assert_refused(proc, out, "--target_modules q_lin match nothing", "query", "value")  # only the missing one named
 
 
 def test_unwritable_output_dir_is_refused(train, tmp_path):
