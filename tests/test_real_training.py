@@ -29,10 +29,10 @@ def test_pretrained_encoder_learns_imdb_sentiment(minilm, tmp_path):
     assert metrics["eval_accuracy"] >= 0.60, metrics["eval_accuracy"]
 
 
-def test_four_news_classes_learned_and_named_everywhere(ag_news_run, minilm, tmp_path):
+def test_four_news_classes_learned_and_named_everywhere(ag_news_run):
     from datasets import load_dataset
     from peft import AutoPeftModelForSequenceClassification
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     stdout, out = ag_news_run
     names = ["World", "Sports", "Business", "Sci/Tech"]
     assert f"4 classes: {', '.join(names)}" in stdout
@@ -65,10 +65,7 @@ def test_four_news_classes_learned_and_named_everywhere(ag_news_run, minilm, tmp
     # other batches pad differently, which can move a near-tie: at most one item of 300
     assert abs((predicted == torch.tensor(rows["label"])).float().mean().item() - metrics["eval_accuracy"]) <= 1 / 300
 
-    # predict.py prints the class names; the merged model carries them in its config
+    # predict.py prints the class names (its --merge keeps them in the same way: test_predict.py)
     by_name = predict(adapter, "Stocks fell sharply as oil prices rose", "The striker scored twice in the final")
     assert by_name.returncode == 0, by_name.stderr[-3000:]
     assert {line.split()[0] for line in by_name.stdout.splitlines()} <= set(names)
-    merged = str(tmp_path / "merged")
-    assert predict(adapter, "--merge", merged).returncode == 0
-    assert AutoModelForSequenceClassification.from_pretrained(merged).config.id2label == dict(enumerate(names))
