@@ -119,7 +119,8 @@ offline = os.environ.get("HF_HUB_OFFLINE") == "1"
 # Under a launcher every process checks the flags in step 0, before the processes join. Rank 0 says what is wrong;
 # another rank holds its error until it has joined, so it cannot end the run before rank 0 has said the same thing,
 # and says it itself only if rank 0 found nothing (another machine's disk, say).
-quiet, held = os.environ.get("RANK", "0") != "0", []
+main = os.environ.get("RANK", "0") == "0"  # rank 0 (or the only process) alone prints and writes results
+quiet, held = not main, []
 
 
 def fail(message):
@@ -191,23 +192,20 @@ while not os.path.exists(parent):
 if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
     fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
 
-# -- where it runs: a CUDA GPU, else Apple's GPU (MPS), else the CPU ------------------------------
-import torch
-from accelerate import PartialState
-
-device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-# Under torchrun or accelerate launch this joins the other processes (alone, it does nothing). Rank 0 checks the
-# data and the model first, the others wait here until it has: a bad input is reported once, by rank 0, and the
-# datasets cache is written by one process at a time.
-state = PartialState(cpu=device == "cpu")
-main, quiet = state.is_main_process, False  # rank 0 alone prints and writes results
-if not main:
+# Under torchrun or accelerate launch the processes join ("where it runs", below). Rank 0 checks the data and the
+# model before the others read them: a bad input is reported once, by rank 0, and the datasets cache is written by one
+# process at a time. So the other ranks join now and wait, and rank 0 joins after loading the data, which it can do
+# before importing torch: a bad dataset is reported in two seconds, not five.
+if quiet:
+    import torch
+    from accelerate import PartialState
     try:
-        state.wait_for_everyone()
+        PartialState(cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available())).wait_for_everyone()
     except RuntimeError:  # rank 0 stopped before it got here, and said why
         sys.exit(2)
-if held:
-    fail(held[0])
+    quiet = False
+    if held:  # rank 0 found nothing wrong (another machine's disk, say)
+        fail(held[0])
 
 # -- 1. data: a seeded random subset for training and one for evaluation --------------------------
 import pyarrow.compute as pc
@@ -284,6 +282,14 @@ if main:
         source += f" (there is no {cfg.eval_split!r}{also} split)"
     print(f"data: {cfg.train_size} rows from {cfg.train_split!r} for training, {cfg.eval_size} from {source} for "
           f"evaluation; {len(LABELS)} classes: {', '.join(LABELS)}")
+
+# -- where it runs: a CUDA GPU, else Apple's GPU (MPS), else the CPU ------------------------------
+import torch
+from accelerate import PartialState
+
+device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+state = PartialState(cpu=device == "cpu")  # rank 0 joins the others here; alone, this does nothing
+main = state.is_main_process  # the same, as the launcher numbered the processes
 
 # -- 2. tokenize once, with the fast tokenizer; padding happens per batch ---------------------------
 from transformers import AutoTokenizer
