@@ -171,7 +171,12 @@ def test_a_kill_at_any_moment_leaves_whole_results_or_none(trained, tiny_model, 
     out = os.path.join(os.path.dirname(earlier), "stopped-and-checked")  # beside the earlier run
     with open(tmp_path / "output.txt", "w") as log:
         proc = start_train(tiny_model, tiny_imdb, out, output=log)
-        moments = [assert_whole_or_absent(out) for _ in stops(proc)]
+        try:
+            moments = [assert_whole_or_absent(out) for _ in stops(proc)]
+        finally:
+            if proc.returncode is None:  # a check failed: do not leave it stopped
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 0, (tmp_path / "output.txt").read_text()[-3000:]
     assert len(moments) > 100, len(moments)
     assert {"adapter", "metrics.json", "training_curves.png", "checkpoint-50"} <= assert_whole_or_absent(out)
