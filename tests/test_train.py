@@ -249,22 +249,45 @@ def test_missing_eval_split_falls_back_to_validation(train, tmp_path):
     assert json.load(open(os.path.join(out, "metrics.json")))["data"]["eval_split"] == "validation"
 
 
-def test_help_gives_every_flag_a_meaning_and_its_default():
+def help_entries(script):
+    """python SCRIPT --help, as {flag: its help joined into one line}."""
     import subprocess
     import sys
-    from conftest import ROOT
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    entries = {}  # flag -> its help, joined into one line
+    entries = {}
     for line in proc.stdout.splitlines():
         if line.startswith("  --"):
             flag = line.split()[0].rstrip(",")
             entries[flag] = line
         elif entries and line.startswith(" " * 8):
             entries[flag] += " " + line.strip()
+    return {flag: " ".join(entry.split()) for flag, entry in entries.items()}
+
+
+def test_help_gives_every_setting_its_comment_and_default():
+    import re
+    from conftest import ROOT
+    entries = help_entries(os.path.join(ROOT, "train.py"))
     for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "text"),
                           ("--label_column", "label"), ("--eval_split", "test"), ("--train_size", "1000"),
                           ("--group_by_length", "True"), ("--mixed_precision", "auto"), ("--label_names", "['neg=Negative")):
-        assert f"(default: {default}" in " ".join(entries[flag].split()), (flag, entries[flag])
-    assert all("(default: " in " ".join(help.split()) for help in entries.values()), entries
+        assert f"(default: {default}" in entries[flag], (flag, entries[flag])
+    assert all("(default: " in help for help in entries.values()), entries
+    assert "{auto,bf16,fp16,no}" in entries["--mixed_precision"]
+    # every constant of the settings block is a flag, and its trailing comment is the flag's help
+    settings = re.findall(r"^([A-Z_]+)(?::[^=]+)? = .*?#\s*(.+)$", open(os.path.join(ROOT, "train.py")).read(), re.M)
+    assert len(settings) >= 25, settings
+    for name, comment in settings:
+        assert comment.strip() in entries[f"--{name.lower()}"], (name, comment)
+
+
+def test_a_new_setting_is_one_line(tmp_path):
+    """A user adds one constant to the settings block: it is a flag with its default and comment."""
+    from conftest import ROOT
+    source = open(os.path.join(ROOT, "train.py")).read()
+    source = source.replace("SEED = 42", "WARMUP_RATIO = 0.1                      # share of steps to warm up over\nSEED = 42", 1)
+    (tmp_path / "train.py").write_text(source)
+    entries = help_entries(str(tmp_path / "train.py"))
+    assert "share of steps to warm up over (default: 0.1)" in entries["--warmup_ratio"], entries
