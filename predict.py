@@ -1,8 +1,9 @@
-"""Use an adapter that train.py wrote: label reviews, or export a merged standalone model.
+"""Use an adapter that train.py wrote: label texts, or export a merged standalone model.
 
     python predict.py outputs/distilbert-imdb-lora/adapter "What a wonderful film." "Dull and far too long."
-    python predict.py outputs/distilbert-imdb-lora/adapter --file reviews.txt     # one review per line
+    python predict.py outputs/distilbert-imdb-lora/adapter --file reviews.txt     # one text per line
     cat reviews.txt | python predict.py outputs/distilbert-imdb-lora/adapter      # or standard input
+    printf 'first\tsecond\n' | python predict.py outputs/pairs/adapter            # a pair: two tab-separated fields
     python predict.py outputs/distilbert-imdb-lora/adapter --merge outputs/merged # base + adapter in one model
 
 The base model named in adapter_config.json is loaded first (--base_model points to a local copy instead).
@@ -15,8 +16,9 @@ import sys
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("adapter_dir", help="the adapter/ folder of a train.py run")
-parser.add_argument("reviews", nargs="*", help="reviews to label; none: read --file or standard input")
-parser.add_argument("--file", help="a text file with one review per line")
+parser.add_argument("reviews", nargs="*", help="texts to label (a pair: two tab-separated fields); none: read --file "
+                                                "or standard input")
+parser.add_argument("--file", help="a text file with one text per line (a pair: two tab-separated fields a line)")
 parser.add_argument("--base_model", help="base model to load instead of the one in adapter_config.json")
 parser.add_argument("--merge", metavar="OUT_DIR", help="write base + adapter as one standalone model to OUT_DIR")
 parser.add_argument("--batch_size", type=int, default=32)
@@ -49,6 +51,10 @@ else:
     reviews = [r for r in reviews if r.strip()]
     if not reviews:
         fail("no reviews given: pass them as arguments, with --file, or on standard input")
+    pairs = sum("\t" in r for r in reviews)
+    if pairs not in (0, len(reviews)):
+        fail(f"{pairs} of {len(reviews)} lines are pairs (two tab-separated fields) and the others are not; "
+             f"give all pairs or no pairs")
     if cfg.batch_size <= 0:
         fail(f"--batch_size must be at least 1, got {cfg.batch_size}")
 
@@ -93,12 +99,13 @@ probabilities = [None] * len(reviews)
 with torch.no_grad():
     for start in range(0, len(order), cfg.batch_size):
         ids = order[start:start + cfg.batch_size]
-        batch = tokenizer([reviews[i] for i in ids], truncation=True, max_length=cfg.max_length, padding=True,
+        texts = list(zip(*(reviews[i].split("\t", 1) for i in ids))) if pairs else [[reviews[i] for i in ids]]
+        batch = tokenizer(*texts, truncation=True, max_length=cfg.max_length, padding=True,
                           return_tensors="pt").to(device)
         for i, p in zip(ids, model(**batch).logits.float().softmax(-1).tolist()):
             probabilities[i] = p
 names = model.config.id2label
 for review, p in zip(reviews, probabilities):
     best = max(range(len(p)), key=p.__getitem__)
-    short = " ".join(review.split())
+    short = " ".join(review.replace("\t", " | ").split())
     print(f"{names[best]:<8}  {p[best]:.3f}  {short[:70] + ('...' if len(short) > 70 else '')}")

@@ -25,7 +25,7 @@ MODEL_NAME = "distilbert-base-uncased"  # base model: a Hub name or a local fold
 DATASET_NAME = "stanfordnlp/imdb"       # a Hub name, a local folder, or one .parquet/.csv/.jsonl file
 TRAIN_SPLIT = "train"                   # split the training rows are drawn from
 EVAL_SPLIT = "test"                     # split the evaluation rows come from (none such: validation, else TRAIN_SPLIT)
-TEXT_COLUMN = "text"                    # column holding the text
+TEXT_COLUMN = ["text"]                  # column holding the text; two columns: a pair of texts, such as question answer
 LABEL_COLUMN = "label"                  # column holding the class: a name (ClassLabel or string) or an id 0, 1, 2, ...
 LABEL_NAMES = ["neg=Negative", "pos=Positive"]  # how to show the data's label names, as data=shown
 TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for training
@@ -39,6 +39,10 @@ TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA matrices: 
 LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # passes over the training rows; evaluation and a checkpoint after each
+BEST_METRIC = "accuracy"                # the epoch kept is the one best at this score: accuracy, macro_f1, loss, ...
+EARLY_STOPPING_PATIENCE: int | None = None  # stop after this many epochs without a better BEST_METRIC; None: off
+CLASS_WEIGHTS: list[str] = []           # loss weight per class: balanced (inverse frequency), or one number per class
+REPORT_TO = "none"                      # live curves through the Trainer: tensorboard, trackio, wandb, mlflow, ...
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"  # where the run is written
 # Speed: none of these changes the data or the settings above (attention dropout is a change to training).
 MIXED_PRECISION: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: bf16 on a GPU (else fp16), on a CPU the faster
@@ -70,8 +74,9 @@ def main():
             eval_rows = data[eval_split].shuffle(seed=cfg.seed).select(range(cfg.eval_size))
         train_rows = train_rows.select(range(cfg.train_size))
         train_rows, eval_rows, labels = as_text_and_class_id(train_rows, eval_rows, data, cfg, eval_split)
+        class_weights = loss_weights(cfg, train_rows, labels)  # None: every class weighs the same
         if main_process:
-            print(data_line(cfg, eval_split, labels))
+            print(data_line(cfg, eval_split, labels, class_weights))
 
         # -- 2. tokenize once, with the fast tokenizer; padding happens per batch -------------------------
         from transformers import AutoTokenizer
@@ -79,13 +84,13 @@ def main():
                                  lambda: AutoTokenizer.from_pretrained(cfg.model_name,
                                                                        trust_remote_code=cfg.trust_remote_code))
 
-        def tokenize(batch):
-            encoded = tokenizer(batch["text"], truncation=True, max_length=cfg.max_length)
+        def tokenize(batch):  # two text columns are a pair: the tokenizer's separator, the longer one truncated first
+            encoded = tokenizer(*(batch[c] for c in text_columns(cfg)), truncation=True, max_length=cfg.max_length)
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # batches of similar length, without a pass
             return encoded
 
-        train_ds = train_rows.map(tokenize, batched=True, remove_columns=["text"], desc="tokenize train")
-        eval_ds = eval_rows.map(tokenize, batched=True, remove_columns=["text"], desc="tokenize eval")
+        train_ds = train_rows.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc="tokenize train")
+        eval_ds = eval_rows.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc="tokenize eval")
 
         # -- 3. the model, wrapped in LoRA; the new classification head trains in full -------------------
         import transformers
@@ -114,10 +119,11 @@ def main():
             print(model_line(model, cfg, head, labels, loading))
 
     # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
     device = device_type()
     precision, speed = choose_precision(cfg.mixed_precision, device, main_process)
+    keep_best = cfg.num_epochs > 1  # the best epoch's adapter, not the last one's
     args = TrainingArguments(
         output_dir=cfg.output_dir,
         learning_rate=cfg.learning_rate,
@@ -127,17 +133,23 @@ def main():
         eval_strategy="epoch",
         save_strategy="epoch",
         logging_steps=max(1, -(-cfg.train_size // cfg.batch_size) // 25),  # about 25 points an epoch on the loss curve
+        load_best_model_at_end=keep_best,
+        metric_for_best_model=cfg.best_metric,
+        greater_is_better=cfg.best_metric != "loss",
         seed=cfg.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        report_to="none",
+        report_to=cfg.report_to,
         use_cpu=device == "cpu",
         dataloader_pin_memory=device == "cuda",
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
-                      compute_metrics=lambda prediction: scores(prediction, labels))
+                      compute_metrics=lambda prediction: scores(prediction, labels),
+                      compute_loss_func=weighted_loss(class_weights) if class_weights else None,
+                      callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)]
+                      if keep_best and cfg.early_stopping_patience else [])
 
     if cfg.overwrite_output_dir and main_process and os.path.isdir(cfg.output_dir):
         shutil.rmtree(cfg.output_dir)  # asked for: the old run goes now, so no old checkpoint mixes with the new ones
@@ -155,12 +167,16 @@ def main():
     # -- 5. write the results; each appears whole or not at all, metrics.json last -----------------------
     evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
     losses = [h for h in trainer.state.log_history if "loss" in h]
-    final = evals[-1]
+    # the adapter is the best epoch's (the Trainer reloaded it) or, with one epoch, the last one's
+    final = next(e for e in evals if e["step"] == trainer.state.best_global_step) if keep_best else evals[-1]
     metrics = {
         **{k: v for k, v in final.items() if k.startswith("eval_") and not isinstance(v, (dict, list))},
         "per_class": final["eval_per_class"],
         "confusion_matrix": {"labels": labels, "rows_true_columns_predicted": final["eval_confusion"]},
         "epochs": epoch_table(evals, losses),
+        "kept_epoch": {"epoch": round(final["epoch"]), "by": cfg.best_metric, "score": final[f"eval_{cfg.best_metric}"],
+                       "last_epoch": round(evals[-1]["epoch"]), "last_score": evals[-1][f"eval_{cfg.best_metric}"]},
+        "class_weights": class_weights,
         "train_loss": result.training_loss,
         "train_runtime_s": result.metrics["train_runtime"],
         "train_reviews_per_s": result.metrics["train_samples_per_second"],
@@ -229,7 +245,8 @@ def fail(message):
 
 def check_settings(cfg):
     """Refuse bad numbers and an output folder that a run must not touch. Returns the checkpoint to resume from."""
-    for name in ("train_size", "eval_size", "batch_size", "eval_batch_size", "num_epochs", "max_length", "lora_r"):
+    for name in ("train_size", "eval_size", "batch_size", "eval_batch_size", "num_epochs", "max_length", "lora_r",
+                 "early_stopping_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
     for name in ("lora_dropout", "attention_dropout"):
@@ -237,6 +254,14 @@ def check_settings(cfg):
             fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
     if any("=" not in pair for pair in cfg.label_names):
         fail(f"--label_names takes data=shown pairs, such as neg=Negative; got {' '.join(cfg.label_names)}")
+    if not 1 <= len(cfg.text_column) <= 2:
+        fail(f"--text_column takes one column, or two for a pair of texts; got {' '.join(cfg.text_column) or 'none'}")
+    known = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "loss", "f1", "precision", "recall")
+    if cfg.best_metric not in known:  # the last three are label 1's, for two classes
+        fail(f"--best_metric {cfg.best_metric!r} is not a score train.py computes; choose one of {', '.join(known)}")
+    if cfg.class_weights != ["balanced"] and not all(positive(w) for w in cfg.class_weights):
+        fail(f"--class_weights takes balanced, or one positive number per class; got {' '.join(cfg.class_weights)}")
+    check_tracker(cfg.report_to)
     for what, name in (("dataset", cfg.dataset_name), ("model", cfg.model_name)):
         if is_local(name) and not os.path.exists(name):
             fail(not_found(what, name, f"--{what}_name"))
@@ -338,19 +363,20 @@ def check_data(data, cfg, eval_split):
         fail(f"dataset {cfg.dataset_name!r} has no split {cfg.train_split!r} (it has {', '.join(data)})")
     for split in dict.fromkeys((cfg.train_split, eval_split)):
         columns = data[split].column_names
-        for column, flag in ((cfg.text_column, "--text_column"), (cfg.label_column, "--label_column")):
+        for column, flag in [*((c, "--text_column") for c in cfg.text_column), (cfg.label_column, "--label_column")]:
             if column not in columns:
                 fail(f"dataset {cfg.dataset_name!r} has no {column!r} column (it has {', '.join(columns)}); set {flag}")
         table = data[split].with_format("arrow")
-        text, label = table[cfg.text_column], table[cfg.label_column]
-        if not str(text.type).endswith("string"):
-            fail(f"--text_column {cfg.text_column!r} holds {text.type}, not text")
+        label = table[cfg.label_column]
         # a row without text or class: null, blank, or a negative id (ClassLabel's -1: no label, as in SST-2's test)
         kind = str(label.type)
-        no_label = (pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
-                    else pc.less(label, 0) if kind.startswith(("int", "uint")) else pc.is_null(label))
-        empty = pc.or_kleene(pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_trim_whitespace(text), "")),
-                             pc.or_kleene(pc.is_null(label), no_label))
+        empty = pc.or_kleene(pc.is_null(label), pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
+                             else pc.less(label, 0) if kind.startswith(("int", "uint")) else pc.is_null(label))
+        for column in cfg.text_column:
+            text = table[column]
+            if not str(text.type).endswith("string"):
+                fail(f"--text_column {column!r} holds {text.type}, not text")
+            empty = pc.or_kleene(empty, pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_trim_whitespace(text), "")))
         if bad := pc.sum(empty).as_py():
             fail(f"{bad} rows of split {split!r} have empty or missing text or label; "
                  f"the first is row {pc.index(empty, True).as_py()} (counting from 0)")
@@ -376,8 +402,8 @@ def as_text_and_class_id(train_rows, eval_rows, data, cfg, eval_split):
         names = [str(i) for i in range(max(values()) + 1)]
     else:
         fail(f"--label_column {cfg.label_column!r} holds {feature.dtype}; it must hold class names or integer ids")
-    renames = {c: n for c, n in ((cfg.text_column, "text"), (cfg.label_column, "label")) if c != n}
-    train_rows, eval_rows = (r.select_columns([cfg.text_column, cfg.label_column]).rename_columns(renames)
+    columns = [*cfg.text_column, cfg.label_column]
+    train_rows, eval_rows = (r.select_columns(columns).rename_columns(dict(zip(columns, [*text_columns(cfg), "label"])))
                              for r in (train_rows, eval_rows))
     if not isinstance(feature, ClassLabel):  # strings become ids, ids stay ids
         train_rows, eval_rows = (r.cast_column("label", ClassLabel(names=names)) for r in (train_rows, eval_rows))
@@ -386,6 +412,53 @@ def as_text_and_class_id(train_rows, eval_rows, data, cfg, eval_split):
              f"needs at least two classes; check --label_column, or draw more rows (--train_size)")
     shown = dict(pair.split("=", 1) for pair in cfg.label_names)
     return train_rows, eval_rows, [shown.get(n, n) for n in names]
+
+
+def text_columns(cfg):
+    """What the text columns are called once drawn: text, and text_pair for the second of a pair."""
+    return ["text", "text_pair"][:len(cfg.text_column)]
+
+
+def loss_weights(cfg, train_rows, labels):
+    """CLASS_WEIGHTS as one number per class: balanced weighs each class by the inverse of its share of the drawn
+    training rows (a class with a tenth of the rows weighs ten times more); None when every class weighs the same."""
+    import numpy as np
+    if cfg.best_metric in ("precision", "recall", "f1") and len(labels) != 2:
+        fail(f"--best_metric {cfg.best_metric} is label 1's score, for two classes; with {len(labels)} use macro_"
+             f"{cfg.best_metric}")
+    if not cfg.class_weights:
+        return None
+    if cfg.class_weights == ["balanced"]:
+        counts = np.bincount(train_rows["label"], minlength=len(labels))
+        return (len(train_rows) / (len(labels) * np.maximum(counts, 1))).tolist()
+    if len(cfg.class_weights) != len(labels):
+        fail(f"--class_weights has {len(cfg.class_weights)} numbers for {len(labels)} classes ({', '.join(labels)})")
+    return [float(w) for w in cfg.class_weights]
+
+
+def weighted_loss(weights):
+    """Cross-entropy with a weight per class, for the Trainer's compute_loss_func."""
+    import torch
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs.logits.float()
+        return torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(weights, device=logits.device))
+    return loss
+
+
+def positive(text):
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def check_tracker(name):
+    """REPORT_TO: a tracker whose package is missing is refused now, not after the data and the model are loaded."""
+    import importlib.util
+    packages = {"tensorboard": ["tensorboard", "tensorboardX"], "azure_ml": ["azureml"]}.get(name, [name])
+    if name not in ("none", "all") and not any(importlib.util.find_spec(p) for p in packages):
+        fail(f"--report_to {name}: its package is not installed; pip install {packages[0]}")
 
 
 def check_target_modules(model, cfg):
@@ -524,13 +597,24 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def data_line(cfg, eval_split, labels):
+def data_line(cfg, eval_split, labels, class_weights):
     source = repr(eval_split) if eval_split != cfg.train_split else f"{eval_split!r} too, without overlap"
     if eval_split != cfg.eval_split:
         also = " or 'validation'" if eval_split != "validation" else ""
         source += f" (there is no {cfg.eval_split!r}{also} split)"
     return (f"data: {cfg.train_size} rows from {cfg.train_split!r} for training, {cfg.eval_size} from {source} for "
-            f"evaluation; {len(labels)} classes: {', '.join(labels)}")
+            f"evaluation; {len(labels)} classes: {', '.join(labels)}"
+            + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
+            + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
+
+
+def kept_text(metrics):
+    """Which epoch's adapter was kept and why, beside the last epoch's score; nothing to say after one epoch."""
+    kept = metrics["kept_epoch"]
+    if len(metrics["epochs"]) == 1:
+        return ""
+    return (f"; epoch {kept['epoch']} of {kept['last_epoch']} kept, best by {kept['by']} ({kept['score']:.4f}; "
+            f"last epoch {kept['last_score']:.4f})")
 
 
 def model_line(model, cfg, head, labels, loading):
@@ -568,7 +652,10 @@ pipeline_tag: text-classification
 trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision} \
 on {metrics['device']}
-- Final evaluation accuracy: **{metrics['eval_accuracy']:.4f}** on {cfg.eval_size} texts ({score_text(metrics)})
+- Evaluation accuracy: **{metrics['eval_accuracy']:.4f}** on {cfg.eval_size} texts ({score_text(metrics)})\
+{kept_text(metrics)}
+- Text: {' and '.join(f'`{c}`' for c in cfg.text_column)}{' (a pair)' if len(cfg.text_column) == 2 else ''}; \
+class loss weights: {metrics['class_weights'] or 'none'}
 
 Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(labels))} (also in labels.json).
 
@@ -597,7 +684,7 @@ def save_curves(path, metrics, losses):
     c.imshow(confusion, cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
         c.text(j, i, n, ha="center", va="center", color="white" if n > confusion.max() / 2 else "black")
-    c.set(title=f"confusion matrix, epoch {epochs[-1]['epoch']}", xlabel="predicted", ylabel="true",
+    c.set(title=f"confusion matrix, epoch {metrics['kept_epoch']['epoch']}", xlabel="predicted", ylabel="true",
           xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -609,20 +696,32 @@ def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir):
     # the peft model's inner transformers model carries the LoRA layers and the trained head
     classify = pipeline("text-classification", model=model.get_base_model(), tokenizer=tokenizer,
                         device=model.device, truncation=True, max_length=cfg.max_length)
-    predicted = [p["label"] for p in classify(list(examples["text"]))]
+    pairs = "text_pair" in examples.column_names
+    texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
+        else list(examples["text"])
+    predicted = [p["label"] for p in classify(texts)]
     width = max(map(len, labels))
     print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: accuracy "
           f"{metrics['eval_accuracy']:.4f} ({score_text(metrics)}) on {cfg.eval_size} {metrics['data']['eval_split']}"
-          f" rows")
-    for text, true, p in zip(examples["text"], examples["label"], predicted):
-        short = " ".join(text.split())
+          f" rows{kept_text(metrics)}")
+    for text, true, p in zip(texts, examples["label"], predicted):
+        short = " ".join(" | ".join(text.values()).split() if pairs else text.split())
         print(f"  {'ok   ' if p == labels[true] else 'wrong'} predicted {p:<{width}} true {labels[true]:<{width}} "
               f"\"{short[:60]}...\"")
     print(f"adapter:  {adapter_dir}/\nmetrics:  {cfg.output_dir}/metrics.json, {cfg.output_dir}/training_curves.png\n"
           f"load it, with its label names:\n  from peft import AutoPeftModelForSequenceClassification\n"
           f"  {load_code(metrics, adapter_dir)}\n"
-          f"or predict: python predict.py {adapter_dir} \"What a wonderful film.\"\n"
+          f"or predict: {predict_example(texts[0], adapter_dir)}\n"
           f"{'=' * 72}")
+
+
+def predict_example(text, adapter_dir):
+    """A predict.py command line on a text like the data's: a pair goes in as two tab-separated fields a line."""
+    import shlex
+    if isinstance(text, dict):
+        return (f"printf '%s\\t%s\\n' {shlex.quote(' '.join(text['text'].split()[:6]))} "
+                f"{shlex.quote(' '.join(text['text_pair'].split()[:6]))} | python predict.py {adapter_dir}")
+    return f"python predict.py {adapter_dir} {shlex.quote(' '.join(text.split()[:8]))}"
 
 
 # ---- kill-safe writes -----------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert {k: metrics["config"][k] for k in ("group_by_length", "attention_dropout", "mixed_precision", "target_modules",
                                              "text_column", "label_column", "label_names")} == {
         "group_by_length": True, "attention_dropout": 0.0, "mixed_precision": "auto", "target_modules": ["q_lin"],
-        "text_column": "text", "label_column": "label", "label_names": ["neg=Negative", "pos=Positive"]}
+        "text_column": ["text"], "label_column": "label", "label_names": ["neg=Negative", "pos=Positive"]}
 
     # evaluation runs once per epoch and not again at the end
     state = json.load(open(os.path.join(out, "checkpoint-100", "trainer_state.json")))
@@ -99,9 +99,9 @@ def test_reloaded_adapter_predicts_like_the_trained_model(trained, tiny_model, t
     assert accuracy == pytest.approx(metrics["eval_accuracy"], abs=1e-6)
     assert not torch.allclose(logits, base_logits), "the trained head must come with the adapter"
 
-    # the adapter holds exactly the weights of the last epoch's checkpoint
+    # the adapter holds exactly the weights of the kept epoch's checkpoint (the best of three)
     final = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
-    last = load_file(os.path.join(out, "checkpoint-150", "adapter_model.safetensors"))
+    last = load_file(os.path.join(out, f"checkpoint-{50 * metrics['kept_epoch']['epoch']}", "adapter_model.safetensors"))
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
 
 
@@ -144,8 +144,16 @@ def assert_refused(proc, out, *words):
     (["--text_column", "review"], ["no 'review' column", "text, label", "--text_column"]),
     (["--label_column", "stars"], ["no 'stars' column", "text, label", "--label_column"]),
     (["--label_names", "neg:Negative"], ["--label_names", "neg=Negative"]),
+    (["--best_metric", "speed"], ["--best_metric 'speed'", "accuracy, macro_f1"]),
+    (["--class_weights", "heavy"], ["--class_weights takes balanced, or one positive number per class"]),
+    (["--class_weights", "1", "2", "3"], ["--class_weights has 3 numbers for 2 classes (Negative, Positive)"]),
+    (["--text_column", "text", "summary"], ["no 'summary' column", "--text_column"]),
+    (["--report_to", "wandb"], ["--report_to wandb", "pip install wandb"]),  # not in tests/requirements.txt
 ])
 def test_bad_flags_are_refused(train, flags, words):
+    if "--report_to" in flags:
+        import importlib.util
+        assert importlib.util.find_spec("wandb") is None, "this case needs a tracker that is not installed"
     assert_refused(*train(*flags), *words)
 
 
@@ -270,7 +278,7 @@ def test_help_gives_every_setting_its_comment_and_default():
     import re
     from conftest import ROOT
     entries = help_entries(os.path.join(ROOT, "train.py"))
-    for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "text"),
+    for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "['text']"),
                           ("--label_column", "label"), ("--eval_split", "test"), ("--train_size", "1000"),
                           ("--group_by_length", "True"), ("--mixed_precision", "auto"), ("--label_names", "['neg=Negative")):
         assert f"(default: {default}" in entries[flag], (flag, entries[flag])
