@@ -47,6 +47,7 @@ OUTPUT_DIR = "outputs/distilbert-imdb-lora"  # where the run is written
 # Speed: none of these changes the data or the settings above (attention dropout is a change to training).
 MIXED_PRECISION: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: bf16 on a GPU (else fp16), on a CPU the faster
 ATTENTION_DROPOUT = 0.0                 # dropout on attention weights; DistilBERT's own 0.1 forces a slower kernel
+HIDDEN_DROPOUT = 0.0                    # dropout between the frozen base's layers (DistilBERT's own: 0.1)
 GROUP_BY_LENGTH = True                  # batches of similar length pad less (--no_group_by_length: random batches)
 EVAL_BATCH_SIZE: int | None = None      # evaluation batch size; None: 4 on a CPU, 64 on a GPU (bench/README.md)
 # Run control
@@ -104,9 +105,11 @@ def main():
         config = load_or_fail(*model_error, lambda: AutoConfig.from_pretrained(
             base_name, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
-        for key in ("attention_dropout", "attention_probs_dropout_prob"):  # DistilBERT's name, BERT's name
-            if hasattr(config, key):
-                setattr(config, key, cfg.attention_dropout)
+        for keys, value in ((("attention_dropout", "attention_probs_dropout_prob"), cfg.attention_dropout),
+                            (("dropout", "hidden_dropout_prob"), cfg.hidden_dropout)):  # DistilBERT's, BERT's names
+            for key in keys:
+                if hasattr(config, key):
+                    setattr(config, key, value)
         # A saved head with another number of classes (a model tuned for 2, data with 4) is replaced by a fresh one.
         model, loading = load_or_fail(*model_error, lambda: AutoModelForSequenceClassification.from_pretrained(
             base_name, config=config, ignore_mismatched_sizes=True, output_loading_info=True, trust_remote_code=remote))
@@ -123,12 +126,13 @@ def main():
 
     device = device_type()
     precision, speed = choose_precision(cfg.mixed_precision, device, main_process)
+    pad_to = fit_to_the_chip(model, device, precision)
     keep_best = cfg.num_epochs > 1  # the best epoch's adapter, not the last one's
     args = TrainingArguments(
         output_dir=cfg.output_dir,
         learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size or (4 if device == "cpu" else 64),
+        per_device_eval_batch_size=cfg.eval_batch_size or eval_batch_size(device, precision),
         num_train_epochs=cfg.num_epochs,
         eval_strategy="epoch",
         save_strategy="epoch",
@@ -145,7 +149,8 @@ def main():
         dataloader_pin_memory=device == "cuda",
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
+                      data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
+                      processing_class=tokenizer,
                       compute_metrics=lambda prediction: scores(prediction, labels),
                       compute_loss_func=weighted_loss(class_weights) if class_weights else None,
                       callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)]
@@ -205,7 +210,8 @@ def main():
                      lambda path: write_text(path, json.dumps(metrics, indent=2)))  # its presence marks a finished run
 
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
-    print_summary(cfg, metrics, model, tokenizer, eval_rows.select(range(min(3, len(eval_rows)))), adapter_dir)
+    print_summary(cfg, metrics, model, tokenizer, eval_rows.select(range(min(3, len(eval_rows)))), adapter_dir,
+                  precision)
     if args.world_size > 1:
         leave()
 
@@ -249,7 +255,7 @@ def check_settings(cfg):
                  "early_stopping_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
-    for name in ("lora_dropout", "attention_dropout"):
+    for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
         if not 0 <= getattr(cfg, name) < 1:
             fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
     if any("=" not in pair for pair in cfg.label_names):
@@ -553,6 +559,30 @@ def matmul_gflops(dtype, n=512, seconds=0.05):
     return 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9
 
 
+def fit_to_the_chip(model, device, precision):
+    """On a CPU in bf16, two things the fp32 path and GPUs do not need. The frozen linear weights are cast to bf16
+    once, not by autocast at every step (it caches no cast of a weight that needs no gradient); the math is the same,
+    and the LoRA matrices and the head stay in fp32. And batch lengths are padded to a multiple of 32 (returned): the
+    CPU's bf16 kernels keep code and memory for every shape they meet, so without it memory grows with the number of
+    distinct lengths, that is with the data (bench/README.md)."""
+    import torch
+    if device != "cpu" or precision != "bf16":
+        return None
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad:
+            module.to(torch.bfloat16)
+    return 32
+
+
+def eval_batch_size(device, precision):
+    """64 on a GPU. On a CPU, 4, except in bf16 on one with AMX tiles, whose kernels fill up only on bigger batches:
+    the rule fits every kind of CPU measured so far (bench/README.md)."""
+    import torch
+    if device != "cpu":
+        return 64
+    return 16 if precision == "bf16" and torch.cpu._is_amx_tile_supported() else 4
+
+
 def precision_text(precision, speed):
     text = "fp32" if precision == "no" else precision
     if speed:
@@ -690,7 +720,8 @@ def save_curves(path, metrics, losses):
     fig.savefig(path, format="png")
 
 
-def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir):
+def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir, precision):
+    import torch
     from transformers import pipeline
     labels = metrics["confusion_matrix"]["labels"]
     # the peft model's inner transformers model carries the LoRA layers and the trained head
@@ -699,7 +730,8 @@ def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir):
     pairs = "text_pair" in examples.column_names
     texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
         else list(examples["text"])
-    predicted = [p["label"] for p in classify(texts)]
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):  # as it evaluated
+        predicted = [p["label"] for p in classify(texts)]
     width = max(map(len, labels))
     print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: accuracy "
           f"{metrics['eval_accuracy']:.4f} ({score_text(metrics)}) on {cfg.eval_size} {metrics['data']['eval_split']}"

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+import torch
 from conftest import run_train, write_split
 
 from safetensors.torch import load_file
@@ -36,6 +37,7 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert {"pre_classifier", "classifier"} <= set(config["modules_to_save"])  # the trained head travels with it
     weights = load_file(os.path.join(adapter, "adapter_model.safetensors"))
     assert any("lora_A" in k for k in weights) and any("classifier" in k for k in weights)
+    assert {w.dtype for w in weights.values()} == {torch.float32}  # trained in fp32 even where bf16 runs the products
     assert {"tokenizer.json", "tokenizer_config.json", "README.md"} <= set(os.listdir(adapter))
     assert not [f for f in os.listdir(adapter) if f.endswith((".bin", ".pt", ".pth"))]
 
@@ -54,10 +56,11 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert set(metrics["versions"]) == {"torch", "transformers", "peft"}
     assert metrics["config"]["train_size"] == 200 and metrics["config"]["eval_size"] == 100
     # the other settings are the constants' defaults
-    assert {k: metrics["config"][k] for k in ("group_by_length", "attention_dropout", "mixed_precision", "target_modules",
-                                             "text_column", "label_column", "label_names")} == {
-        "group_by_length": True, "attention_dropout": 0.0, "mixed_precision": "auto", "target_modules": ["q_lin"],
-        "text_column": ["text"], "label_column": "label", "label_names": ["neg=Negative", "pos=Positive"]}
+    defaults = {"group_by_length": True, "attention_dropout": 0.0, "hidden_dropout": 0.0, "mixed_precision": "auto",
+                "target_modules": ["q_lin"], "text_column": ["text"], "label_column": "label",
+                "label_names": ["neg=Negative", "pos=Positive"], "num_epochs": 2, "best_metric": "accuracy",
+                "early_stopping_patience": None, "class_weights": [], "report_to": "none"}
+    assert {k: metrics["config"][k] for k in defaults} == defaults
 
     # evaluation runs once per epoch and not again at the end
     state = json.load(open(os.path.join(out, "checkpoint-100", "trainer_state.json")))
