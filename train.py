@@ -416,6 +416,9 @@ def as_text_and_class_id(train_rows, eval_rows, data, cfg, eval_split):
     if len(set(train_rows["label"])) < 2:
         fail(f"all {cfg.train_size} training rows drawn have the label {names[train_rows[0]['label']]!r}: a classifier "
              f"needs at least two classes; check --label_column, or draw more rows (--train_size)")
+    if cfg.best_metric in ("precision", "recall", "f1") and len(names) != 2:
+        fail(f"--best_metric {cfg.best_metric} is label 1's score, for two classes; with {len(names)} use macro_"
+             f"{cfg.best_metric}")
     shown = dict(pair.split("=", 1) for pair in cfg.label_names)
     return train_rows, eval_rows, [shown.get(n, n) for n in names]
 
@@ -429,9 +432,6 @@ def loss_weights(cfg, train_rows, labels):
     """CLASS_WEIGHTS as one number per class: balanced weighs each class by the inverse of its share of the drawn
     training rows (a class with a tenth of the rows weighs ten times more); None when every class weighs the same."""
     import numpy as np
-    if cfg.best_metric in ("precision", "recall", "f1") and len(labels) != 2:
-        fail(f"--best_metric {cfg.best_metric} is label 1's score, for two classes; with {len(labels)} use macro_"
-             f"{cfg.best_metric}")
     if not cfg.class_weights:
         return None
     if cfg.class_weights == ["balanced"]:
