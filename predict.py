@@ -105,7 +105,8 @@ with torch.no_grad():
         for i, p in zip(ids, model(**batch).logits.float().softmax(-1).tolist()):
             probabilities[i] = p
 names = model.config.id2label
+width = max(8, *map(len, names.values()))
 for review, p in zip(reviews, probabilities):
     best = max(range(len(p)), key=p.__getitem__)
     short = " ".join(review.replace("\t", " | ").split())
-    print(f"{names[best]:<8}  {p[best]:.3f}  {short[:70] + ('...' if len(short) > 70 else '')}")
+    print(f"{names[best]:<{width}}  {p[best]:.3f}  {short[:70] + ('...' if len(short) > 70 else '')}")
