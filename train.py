@@ -59,7 +59,7 @@ TRUST_REMOTE_CODE = False               # run Python code shipped with a Hub mod
 
 def main():
     cfg = read_settings()  # the constants above, with the flags given on the command line
-    main_process = os.environ.get("RANK", "0") == "0"  # rank 0 (or the only process) alone prints and writes results
+    main_process = rank_zero()  # rank 0 (or the only process) alone prints and writes results
     with rank_zero_first():  # under a launcher the other processes wait here until rank 0 has checked everything
         resume_from = check_settings(cfg)  # before anything heavy is imported: a bad flag is refused in a second
 
@@ -445,10 +445,11 @@ def loss_weights(cfg, train_rows, labels):
 def weighted_loss(weights):
     """Cross-entropy with a weight per class, for the Trainer's compute_loss_func."""
     import torch
+    weight = torch.tensor(weights)  # built once, not at every step; .to() is free when the logits are on the CPU
 
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs.logits.float()
-        return torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(weights, device=logits.device))
+        return torch.nn.functional.cross_entropy(logits, labels, weight=weight.to(logits.device))
     return loss
 
 
@@ -477,6 +478,11 @@ def check_target_modules(model, cfg):
 
 # ---- processes and devices --------------------------------------------------------------------------------
 
+def rank_zero():
+    """Rank 0 under a launcher, or the only process; readable before the processes have joined."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def device_type():
     """A CUDA GPU, else Apple's GPU (MPS), else the CPU."""
     import torch
@@ -489,7 +495,7 @@ def rank_zero_first():
     wait at its start and run it after. So a bad input is said once, by rank 0, and no two processes write the
     datasets cache at once. Rank 0 joins the others only at the block's end: it checks the flags and the data
     before torch is even imported. If rank 0 stops (and says why), the others' wait fails and they exit quietly."""
-    if os.environ.get("RANK", "0") == "0":
+    if rank_zero():
         yield
         join_processes()
     else:
@@ -522,7 +528,7 @@ def stop_cleanly_on_signals(out):
     try:
         yield
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":
+        if rank_zero():
             print(f"\ninterrupted; run again with --resume (and the same flags) to continue from the last checkpoint "
                   f"in {out}", file=sys.stderr)
         sys.exit(130)
