@@ -203,6 +203,7 @@ def main():
         tokenizer.save_pretrained(path)
         write_text(os.path.join(path, "README.md"), card)
         write_text(os.path.join(path, "labels.json"), json.dumps(dict(enumerate(labels))))  # the base config lacks them
+        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision), indent=2))
 
     write_atomically(os.path.join(cfg.output_dir, "training_curves.png"), lambda to: save_curves(to, metrics, losses))
     write_atomically(adapter_dir, save_adapter)
@@ -624,6 +625,12 @@ def epoch_table(evals, losses):
     return [{"epoch": round(e["epoch"]), "eval_accuracy": e["eval_accuracy"], "eval_loss": e["eval_loss"],
              "train_loss": float(np.mean([h["loss"] for h in losses if e["epoch"] - 1 < h["epoch"] <= e["epoch"]]
                                          or [np.nan]))} for e in evals]
+
+
+def adapter_facts(cfg, labels, precision):
+    """What predict.py needs to label texts as this run evaluated them: the columns, the length, the precision."""
+    return {"text_column": cfg.text_column, "label_column": cfg.label_column, "labels": labels,
+            "max_length": cfg.max_length, "mixed_precision": cfg.mixed_precision, "evaluated_in": precision}
 
 
 def versions():
