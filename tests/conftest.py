@@ -1,19 +1,25 @@
-"""Fixtures: a tiny DistilBERT with random weights and a small IMDB-shaped dataset, built in temp folders.
+"""Fixtures: a tiny DistilBERT with random weights and a small IMDB-shaped dataset, built in temp folders; the
+pretrained stand-in (standin_model.py) and the real data sets (real_data) for the real-learning tests.
 
-Nothing here touches the network: every test runs train.py on these local copies.
+No test needs the network: train.py runs offline on local copies, and only real_data reaches for the Hub, for a data
+set that has no local copy.
 """
+import contextlib
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from filelock import FileLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-IMDB = os.path.join(SHARED, "data", "imdb")
+# The real data sets: the environment variable that names a local copy, how the failure line calls it, its Hub name.
+REAL_DATA = {"imdb": ("IMDB_DIR", "IMDB", "stanfordnlp/imdb"),
+             "ag_news": ("AG_NEWS_DIR", "AG News", "fancyzhx/ag_news")}
 # Each pytest-xdist worker runs one train.py at a time. torch starts one thread per core in every process, so two
 # workers put four busy threads on two cores, and OpenMP threads that wait by spinning slow each other down: the
 # suite took 550 s that way and 352 s with one thread per worker (AMD EPYC, 2 cores). Launchers set their own.
@@ -121,18 +127,83 @@ def trained(tiny_model, tiny_imdb, tmp_path_factory):
 def minilm(tmp_path_factory):
     """The pretrained MiniLM encoder in the DistilBERT architecture, with a fresh 2-output head."""
     def build(folder):
-        subprocess.run([sys.executable, os.path.join(SHARED, "tools", "minilm_as_distilbert.py"), str(folder / "model")],
-                       check=True, capture_output=True)
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "standin_model.py"), str(folder / "model")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
     return str(built_once(tmp_path_factory, "minilm-as-distilbert", build) / "model")
 
 
+def hub_reachable(timeout=3.0):
+    """Whether the Hub answers within seconds; getaddrinfo has no timeout of its own, so it runs in a thread."""
+    reached = []
+
+    def probe():
+        with contextlib.suppress(OSError):
+            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+            reached.append(True)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(reached)
+
+
+def copy_from_hub(hub_name, folder):
+    """Save the Hub copy's train and test splits as folder/data, through load_dataset and its cache; nothing when it
+    cannot be had. In a child process, because the libraries read offline mode once, at import: without a reachable
+    Hub the child reads only the cache, and fails at once rather than after a minute of retries."""
+    env = dict(os.environ)
+    offline = any(env.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    if not (offline or hub_reachable()):
+        env["HF_HUB_OFFLINE"] = "1"
+    # written to folder/partial and renamed: folder/data is whole or absent
+    code = ("import os, sys; from datasets import load_dataset; data = load_dataset(sys.argv[1]); "
+            "[data[s].to_parquet(os.path.join(sys.argv[2], f'{s}-00000-of-00001.parquet')) "
+            "for s in ('train', 'test')]; os.rename(sys.argv[2], sys.argv[3])")
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", code, hub_name, str(folder / "partial"), str(folder / "data")], env=env,
+                       capture_output=True, timeout=1800)
+
+
 @pytest.fixture(scope="session")
-def ag_news_run(minilm, tmp_path_factory):
-    """The stand-in trained on 200 AG News items, four classes, by constants alone: (its stdout, output_dir)."""
-    def build(folder):
-        proc = run_train("--model_name", minilm, "--dataset_name", os.path.join(SHARED, "data", "ag_news"),
-                         "--train_size", "200", "--eval_size", "300", "--output_dir", str(folder / "run"), timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        (folder / "stdout.txt").write_text(proc.stdout)
-    folder = built_once(tmp_path_factory, "ag_news", build)
-    return (folder / "stdout.txt").read_text(), str(folder / "run")
+def real_data(tmp_path_factory):
+    """real_data("imdb") or real_data("ag_news"): a folder laid out like the data set's Hub copy, found in this order:
+    the folder named by IMDB_DIR or AG_NEWS_DIR; ../shared/data/NAME beside the checkout, on machines that have one;
+    the Hub copy through load_dataset and its cache, saved once to a temp folder so that train.py and the tests read
+    the same rows offline. None of them: the test fails with one line that says how to provide the data. Call it in
+    the test's body, so that the test fails rather than errors in its setup."""
+    def find(name):
+        variable, title, hub_name = REAL_DATA[name]
+        if os.environ.get(variable):
+            if not os.path.isdir(os.environ[variable]):
+                pytest.fail(f"{variable}={os.environ[variable]} is not a folder; point it at a copy of {title} laid "
+                            f"out like the Hub's {hub_name}", pytrace=False)
+            return os.path.abspath(os.environ[variable])  # train.py runs in the repository, not here
+        beside = os.path.join(os.path.dirname(ROOT), "shared", "data", name)
+        if os.path.isdir(beside):
+            return beside
+        folder = built_once(tmp_path_factory, f"hub-{name}", lambda f: copy_from_hub(hub_name, f)) / "data"
+        if not folder.is_dir():
+            pytest.fail(f"{title} not found: set {variable} to a folder laid out like the Hub's {hub_name}, put one at "
+                        f"../shared/data/{name} beside the checkout, or let the tests reach the Hugging Face Hub once",
+                        pytrace=False)
+        return str(folder)
+    return find
+
+
+@pytest.fixture(scope="session")
+def ag_news_run(minilm, real_data, tmp_path_factory):
+    """ag_news_run(): the stand-in trained on 200 AG News items, four classes, by constants alone: (its stdout,
+    output_dir). A function, so that missing data fails the test that calls it rather than erroring its setup."""
+    def run():
+        data = real_data("ag_news")
+
+        def build(folder):
+            proc = run_train("--model_name", minilm, "--dataset_name", data, "--train_size", "200",
+                             "--eval_size", "300", "--output_dir", str(folder / "run"), timeout=900)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            (folder / "stdout.txt").write_text(proc.stdout)
+        folder = built_once(tmp_path_factory, "ag_news", build)
+        return (folder / "stdout.txt").read_text(), str(folder / "run")
+    return run

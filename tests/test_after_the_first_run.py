@@ -6,11 +6,9 @@ import random
 
 import pytest
 import torch
-from conftest import SHARED, reviews, run_train, write_split
+from conftest import reviews, run_train, write_split
 from safetensors.torch import load_file
 from test_predict import predict
-
-AG_NEWS = os.path.join(SHARED, "data", "ag_news")
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +73,10 @@ def test_early_stopping_ends_the_run_after_epochs_without_improvement(tiny_model
         f"checkpoint-{50 * e}" for e in range(1, len(metrics["epochs"]) + 1)}
 
 
-def make_rare(folder, rare="Sports"):
+def make_rare(ag_news, folder, rare="Sports"):
     """AG News with one class kept at a tenth of the others in the training split; the test split as it is."""
     from datasets import load_dataset
-    ag = load_dataset(AG_NEWS)
+    ag = load_dataset(ag_news)
     rare_id = ag["train"].features["label"].names.index(rare)
     train = ag["train"].shuffle(seed=0)
     rare_rows = [i for i, label in enumerate(train["label"]) if label == rare_id]
@@ -88,10 +86,10 @@ def make_rare(folder, rare="Sports"):
     return str(folder)
 
 
-def test_balanced_class_weights_lift_the_rare_class(minilm, tmp_path):
+def test_balanced_class_weights_lift_the_rare_class(minilm, real_data, tmp_path):
     """Measured with the stand-in (1,000 training items, ~30 of them Sports; 400 test items, 107 Sports): Sports
     recall 0.54 -> 0.80 and macro F1 0.755 -> 0.828 with seed 42 (bench/README.md has more seeds)."""
-    data = make_rare(tmp_path / "rare-sports")
+    data = make_rare(real_data("ag_news"), tmp_path / "rare-sports")
     recalls = {}
     for weights in ([], ["--class_weights", "balanced"]):
         out = str(tmp_path / f"run{len(weights)}")
@@ -108,10 +106,10 @@ def test_balanced_class_weights_lift_the_rare_class(minilm, tmp_path):
     assert metrics["eval_macro_f1"] >= 0.7, metrics["eval_macro_f1"]
 
 
-def news_pairs(path, n, seed=0):
+def news_pairs(ag_news, path, n, seed=0):
     """Pairs of real AG News items, half of the same topic and half of two topics: do they share a topic?"""
     from datasets import load_dataset
-    news = load_dataset(AG_NEWS)["train"]
+    news = load_dataset(ag_news)["train"]
     rng, by_topic = random.Random(seed), {}
     for i, label in enumerate(news["label"]):
         by_topic.setdefault(label, []).append(i)
@@ -124,10 +122,10 @@ def news_pairs(path, n, seed=0):
     return str(path)
 
 
-def test_pairs_of_texts_are_learned_and_predicted(minilm, tmp_path):
+def test_pairs_of_texts_are_learned_and_predicted(minilm, real_data, tmp_path):
     """Measured with the stand-in, 1,000 pairs to train, 96 tokens a pair: 0.65 and 0.69 on 200 pairs (seeds 42,
     1); chance is 0.5, with a standard error of 0.029 at 300 pairs."""
-    data, out = news_pairs(tmp_path / "pairs.jsonl", 1300), str(tmp_path / "run")
+    data, out = news_pairs(real_data("ag_news"), tmp_path / "pairs.jsonl", 1300), str(tmp_path / "run")
     proc = run_train("--model_name", minilm, "--dataset_name", data, "--text_column", "first", "second",
                      "--label_column", "same", "--train_size", "1000", "--eval_size", "300", "--max_length", "96",
                      "--output_dir", out, timeout=900)

