@@ -29,7 +29,8 @@ TEXT_COLUMN = ["text"]                  # column holding the text; two columns: 
 LABEL_COLUMN = "label"                  # column holding the class: a name (ClassLabel or string) or an id 0, 1, 2, ...
 LABEL_NAMES = ["neg=Negative", "pos=Positive"]  # how to show the data's label names, as data=shown
 TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for training
-EVAL_SIZE = 1000                        # rows drawn at random (seeded) for evaluation
+EVAL_SIZE = 1000                        # rows drawn at random (seeded) for evaluation: the accuracy reported
+VALIDATION_SIZE = 500                   # NUM_EPOCHS > 1: rows choosing the epoch kept, neither trained on nor reported
 SEED = 42                               # subsets, new head and LoRA start, batch order: same seed, same run
 MAX_LENGTH = 512                        # tokens per text; longer texts are truncated
 LORA_R = 4                              # LoRA rank
@@ -60,51 +61,50 @@ TRUST_REMOTE_CODE = False               # run Python code shipped with a Hub mod
 def main():
     cfg = read_settings()  # the constants above, with the flags given on the command line
     main_process = rank_zero()  # rank 0 (or the only process) alone prints and writes results
-    with rank_zero_first():  # under a launcher the other processes wait here until rank 0 has checked everything
-        resume_from = check_settings(cfg)  # before anything heavy is imported: a bad flag is refused in a second
+    keep_best = cfg.num_epochs > 1  # the best epoch's adapter is kept, chosen on validation rows
+    with this_machine_first():  # under a launcher, each machine's first process checks and fills its caches first
+        resume_from, started = check_settings(cfg)  # before anything heavy is imported: a bad flag is refused at once
 
-        # -- 1. data: a seeded random subset for training and one for evaluation --------------------------
+        # -- 1. data: seeded random subsets for training, evaluation and, with several epochs, validation ---
         data = load_or_fail("dataset", cfg.dataset_name, "--dataset_name", "cannot be read",
                             lambda: load_table(cfg.dataset_name))
         eval_split = next((s for s in (cfg.eval_split, "validation") if s in data), cfg.train_split)
-        check_data(data, cfg, eval_split)
-        train_rows = data[cfg.train_split].shuffle(seed=cfg.seed)
-        if eval_split == cfg.train_split:  # one table: the evaluation rows come after the training rows, no overlap
-            eval_rows = train_rows.select(range(cfg.train_size, cfg.train_size + cfg.eval_size))
-        else:
-            eval_rows = data[eval_split].shuffle(seed=cfg.seed).select(range(cfg.eval_size))
-        train_rows = train_rows.select(range(cfg.train_size))
-        train_rows, eval_rows, labels = as_text_and_class_id(train_rows, eval_rows, data, cfg, eval_split)
-        class_weights = loss_weights(cfg, train_rows, labels)  # None: every class weighs the same
+        validation_split = ("validation" if "validation" in data and eval_split != "validation" else cfg.train_split) \
+            if keep_best else None
+        subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
+                   "validation": (validation_split, cfg.validation_size)}
+        check_data(data, cfg, subsets)
+        rows, labels = as_text_and_class_id(draw(data, subsets, cfg.seed), data, cfg, subsets)
+        class_weights = loss_weights(cfg, rows["train"], labels)  # None: every class weighs the same
         if main_process:
-            print(data_line(cfg, eval_split, labels, class_weights))
+            print(data_line(cfg, subsets, labels, class_weights))
 
-        # -- 2. tokenize once, with the fast tokenizer; padding happens per batch -------------------------
-        from transformers import AutoTokenizer
+        # -- 2. tokenize once, within the model's reach, with the fast tokenizer; padding happens per batch ---
+        from transformers import AutoConfig, AutoTokenizer
+        # A local base model is recorded by absolute path, so the adapter loads from any working directory.
+        base_name = os.path.abspath(cfg.model_name) if os.path.isdir(cfg.model_name) else cfg.model_name
+        model_error, remote = ("model", cfg.model_name, "--model_name", "cannot be loaded"), cfg.trust_remote_code
         tokenizer = load_or_fail("model", cfg.model_name, "--model_name", "has no usable tokenizer",
-                                 lambda: AutoTokenizer.from_pretrained(cfg.model_name,
-                                                                       trust_remote_code=cfg.trust_remote_code))
+                                 lambda: AutoTokenizer.from_pretrained(base_name, trust_remote_code=remote))
+        config = load_or_fail(*model_error, lambda: AutoConfig.from_pretrained(
+            base_name, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
+        max_length = within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails or crashes
 
         def tokenize(batch):  # two text columns are a pair: the tokenizer's separator, the longer one truncated first
-            encoded = tokenizer(*(batch[c] for c in text_columns(cfg)), truncation=True, max_length=cfg.max_length)
+            encoded = tokenizer(*(batch[c] for c in text_columns(cfg)), truncation=True, max_length=max_length)
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # batches of similar length, without a pass
             return encoded
 
-        train_ds = train_rows.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc="tokenize train")
-        eval_ds = eval_rows.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc="tokenize eval")
+        tokenized = {name: r.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc=f"tokenize {name}")
+                     for name, r in rows.items() if r is not None}
 
         # -- 3. the model, wrapped in LoRA; the new classification head trains in full -------------------
         import transformers
         from peft import LoraConfig, TaskType, get_peft_model
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification
 
-        # A local base model is recorded by absolute path, so the adapter loads from any working directory.
-        base_name = os.path.abspath(cfg.model_name) if os.path.isdir(cfg.model_name) else cfg.model_name
         transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values
-        model_error, remote = ("model", cfg.model_name, "--model_name", "cannot be loaded"), cfg.trust_remote_code
-        config = load_or_fail(*model_error, lambda: AutoConfig.from_pretrained(
-            base_name, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
         for keys, value in ((("attention_dropout", "attention_probs_dropout_prob"), cfg.attention_dropout),
                             (("dropout", "hidden_dropout_prob"), cfg.hidden_dropout)):  # DistilBERT's, BERT's names
             for key in keys:
@@ -119,15 +119,19 @@ def main():
                                                  lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules,
                                                  modules_to_save=list(head)))  # a copy: peft appends to it
         if main_process:
-            print(model_line(model, cfg, head, labels, loading))
+            print(model_line(model, cfg, head, labels, loading, max_length))
 
     # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
     device = device_type()
-    precision, speed = choose_precision(cfg.mixed_precision, device, main_process)
+    # a resumed run goes on in the precision it started in, not in one measured again
+    precision, speed = (started["precision"], started["speed"]) if started else \
+        choose_precision(cfg.mixed_precision, device, main_process)
     pad_to = fit_to_the_chip(model, device, precision)
-    keep_best = cfg.num_epochs > 1  # the best epoch's adapter, not the last one's
+    # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
+    choose_on = {"validation": tokenized["validation"]} if keep_best else tokenized["eval"]
+    scorer = Scores(labels)
     args = TrainingArguments(
         output_dir=cfg.output_dir,
         learning_rate=cfg.learning_rate,
@@ -138,7 +142,7 @@ def main():
         save_strategy="epoch",
         logging_steps=max(1, -(-cfg.train_size // cfg.batch_size) // 25),  # about 25 points an epoch on the loss curve
         load_best_model_at_end=keep_best,
-        metric_for_best_model=cfg.best_metric,
+        metric_for_best_model=("validation_" if keep_best else "") + cfg.best_metric,
         greater_is_better=cfg.best_metric != "loss",
         seed=cfg.seed,
         bf16=precision == "bf16",
@@ -148,39 +152,46 @@ def main():
         use_cpu=device == "cpu",
         dataloader_pin_memory=device == "cuda",
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+    trainer = Trainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=choose_on,
                       data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
-                      processing_class=tokenizer,
-                      compute_metrics=lambda prediction: scores(prediction, labels),
+                      processing_class=tokenizer, compute_metrics=scorer,
                       compute_loss_func=weighted_loss(class_weights) if class_weights else None,
                       callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)]
                       if keep_best and cfg.early_stopping_patience else [])
 
-    if cfg.overwrite_output_dir and main_process and os.path.isdir(cfg.output_dir):
-        shutil.rmtree(cfg.output_dir)  # asked for: the old run goes now, so no old checkpoint mixes with the new ones
     if main_process:
+        if cfg.overwrite_output_dir:
+            remove_earlier_run(cfg.output_dir)  # asked for: no old checkpoint mixes with the new ones
+        write_atomically(os.path.join(cfg.output_dir, RUN_RECORD), lambda path: write_text(path, json.dumps(
+            {"settings": vars(cfg), "precision": precision, "speed": speed}, indent=2)))  # what --resume goes on with
         print(f"training on {args.device} in {precision_text(precision, speed)}, {args.world_size} process(es): "
               f"{cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
-              + (f", resuming from {resume_from}" if resume_from else ""))
+              + (f", resuming from {resume_from} in the precision the run started in" if resume_from else ""))
     start = time.time()
     with stop_cleanly_on_signals(cfg.output_dir):
         result = trainer.train(resume_from_checkpoint=resume_from)
+        if keep_best or scorer.last is None:  # the kept adapter on the evaluation rows, scored once
+            trainer.evaluate(tokenized["eval"])
     wall = time.time() - start
     if not main_process:
-        leave()  # its work is done; rank 0 writes the results
+        return leave_processes()  # rank 0 writes the results; the others wait for it there
 
     # -- 5. write the results; each appears whole or not at all, metrics.json last -----------------------
-    evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
-    losses = [h for h in trainer.state.log_history if "loss" in h]
-    # the adapter is the best epoch's (the Trainer reloaded it) or, with one epoch, the last one's
-    final = next(e for e in evals if e["step"] == trainer.state.best_global_step) if keep_best else evals[-1]
+    log = trainer.state.log_history
+    final = [h for h in log if "eval_accuracy" in h][-1]  # the kept adapter on the evaluation rows
+    prefix = "eval_validation_" if keep_best else "eval_"  # the scores that chose the epoch kept
+    epochs = list({round(h["epoch"]): h for h in log if f"{prefix}accuracy" in h}.values())
+    kept = next(e for e in epochs if e["step"] == trainer.state.best_global_step) if keep_best else epochs[-1]
+    losses = [h for h in log if "loss" in h]
+    confusion = scorer.confusion()
     metrics = {
-        **{k: v for k, v in final.items() if k.startswith("eval_") and not isinstance(v, (dict, list))},
-        "per_class": final["eval_per_class"],
-        "confusion_matrix": {"labels": labels, "rows_true_columns_predicted": final["eval_confusion"]},
-        "epochs": epoch_table(evals, losses),
-        "kept_epoch": {"epoch": round(final["epoch"]), "by": cfg.best_metric, "score": final[f"eval_{cfg.best_metric}"],
-                       "last_epoch": round(evals[-1]["epoch"]), "last_score": evals[-1][f"eval_{cfg.best_metric}"]},
+        **{k: v for k, v in final.items() if k.startswith("eval_")},
+        "per_class": per_class(confusion, labels),
+        "confusion_matrix": {"labels": labels, "rows_true_columns_predicted": confusion.tolist()},
+        "epochs": epoch_table(epochs, losses, prefix),
+        "kept_epoch": {"epoch": round(kept["epoch"]), "by": cfg.best_metric, "score": kept[prefix + cfg.best_metric],
+                       "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + cfg.best_metric]},
+        "rows": rows_text(cfg, subsets),
         "class_weights": class_weights,
         "train_loss": result.training_loss,
         "train_runtime_s": result.metrics["train_runtime"],
@@ -189,7 +200,9 @@ def main():
         "eval_reviews_per_s": final["eval_samples_per_second"],
         "wall_time_s": wall,
         "device": str(args.device), "processes": args.world_size, "mixed_precision": precision, "matmul_gflops": speed,
-        "data": {"train_split": cfg.train_split, "eval_split": eval_split, "labels": labels},
+        "max_length": max_length,
+        "data": {"train_split": cfg.train_split, "eval_split": eval_split, "validation_split": validation_split,
+                 "labels": labels},
         "config": {k: v for k, v in vars(cfg).items() if k not in ("overwrite_output_dir", "resume")}
                   | {"base_model": base_name},
         **dict(zip(("trainable_parameters", "total_parameters"), model.get_nb_trainable_parameters())),
@@ -203,7 +216,8 @@ def main():
         tokenizer.save_pretrained(path)
         write_text(os.path.join(path, "README.md"), card)
         write_text(os.path.join(path, "labels.json"), json.dumps(dict(enumerate(labels))))  # the base config lacks them
-        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision), indent=2))
+        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision, max_length),
+                                                                   indent=2))
 
     write_atomically(os.path.join(cfg.output_dir, "training_curves.png"), lambda to: save_curves(to, metrics, losses))
     write_atomically(adapter_dir, save_adapter)
@@ -211,15 +225,14 @@ def main():
                      lambda path: write_text(path, json.dumps(metrics, indent=2)))  # its presence marks a finished run
 
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
-    print_summary(cfg, metrics, model, tokenizer, eval_rows.select(range(min(3, len(eval_rows)))), adapter_dir,
+    print_summary(cfg, metrics, model, tokenizer, rows["eval"].select(range(min(3, cfg.eval_size))), adapter_dir,
                   precision)
-    if args.world_size > 1:
-        leave()
+    leave_processes()
 
 
 # ---- settings and flags ---------------------------------------------------------------------------------
 
-def read_settings():
+def read_settings(args=None):
     """The UPPER_CASE constants of this file as flags (lower case): type from the default (or the annotation where it
     has one), help text from the constant's trailing comment, so adding a setting is one line."""
     import ast
@@ -241,7 +254,7 @@ def read_settings():
             # a plain default where it can be: HfArgumentParser reads a bool's default from it (the --no_ flags)
             fields.append((name.lower(), kind, field(default_factory=lambda d=default: list(d), metadata=meta)
                            if isinstance(default, list) else field(default=default, metadata=meta)))
-    return HfArgumentParser(make_dataclass("Settings", fields)).parse_args_into_dataclasses()[0]
+    return HfArgumentParser(make_dataclass("Settings", fields)).parse_args_into_dataclasses(args)[0]
 
 
 def fail(message):
@@ -251,9 +264,10 @@ def fail(message):
 
 
 def check_settings(cfg):
-    """Refuse bad numbers and an output folder that a run must not touch. Returns the checkpoint to resume from."""
-    for name in ("train_size", "eval_size", "batch_size", "eval_batch_size", "num_epochs", "max_length", "lora_r",
-                 "early_stopping_patience"):
+    """Refuse bad numbers and an output folder that a run must not touch. Returns the checkpoint to resume from and,
+    when resuming, what the run recorded when it started (its settings and precision)."""
+    for name in ("train_size", "eval_size", "validation_size", "batch_size", "eval_batch_size", "num_epochs",
+                 "max_length", "lora_r", "early_stopping_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
     for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
@@ -274,9 +288,11 @@ def check_settings(cfg):
             fail(not_found(what, name, f"--{what}_name"))
 
     out = cfg.output_dir
-    checkpoints = sorted((d for d in (os.listdir(out) if os.path.isdir(out) else []) if d.startswith("checkpoint-")
-                          and whole(os.path.join(out, d))), key=lambda d: int(d.split("-")[1]))
-    finished = os.path.exists(os.path.join(out, "adapter")) or os.path.exists(os.path.join(out, "metrics.json"))
+    check_not_a_home_of_other_files(out)
+    entries = os.listdir(out) if os.path.isdir(out) else []
+    checkpoints = sorted((d for d in entries if is_checkpoint(d) and whole(os.path.join(out, d))),
+                         key=lambda d: int(d.split("-")[1]))
+    finished = "adapter" in entries or "metrics.json" in entries
     if os.path.exists(out) and not os.path.isdir(out):
         fail(f"--output_dir {out!r} is a file, not a folder")
     if cfg.resume and cfg.overwrite_output_dir:
@@ -290,12 +306,72 @@ def check_settings(cfg):
              f"or choose another --output_dir")
     if not cfg.resume and not cfg.overwrite_output_dir and checkpoints:
         fail(f"{out!r} holds an unfinished run; pass --resume to continue it or --overwrite_output_dir to start over")
+    if cfg.overwrite_output_dir and (other := next((e for e in sorted(entries) if not is_run_file(e)), None)):
+        fail(f"--overwrite_output_dir removes only a run's own files, and {out!r} also holds {other!r}; "
+             f"move that away or choose another --output_dir")
     parent = os.path.abspath(out)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
-    return os.path.join(out, checkpoints[-1]) if cfg.resume else None
+    if not cfg.resume:
+        return None, None
+    return os.path.join(out, checkpoints[-1]), as_the_run_started(cfg)
+
+
+# What train.py writes in OUTPUT_DIR, and all that --overwrite_output_dir may remove: checkpoint-N/ folders, these,
+# and the ".NAME.partial" files a kill can leave beside them. runs/ is TensorBoard's.
+RUN_FILES = ("adapter", "metrics.json", "training_curves.png", "run.json", "runs")
+RUN_RECORD = "run.json"  # the settings and precision a run started with: --resume goes on with them
+
+
+def is_checkpoint(name):
+    return name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit()
+
+
+def is_run_file(name):
+    return is_checkpoint(name) or name in RUN_FILES or name in (f".{f}.partial" for f in RUN_FILES)
+
+
+def remove_earlier_run(out):
+    """Remove what an earlier run wrote in out, and nothing else (check_settings refused a folder with more)."""
+    for name in os.listdir(out) if os.path.isdir(out) else []:
+        if is_run_file(name):
+            remove(os.path.join(out, name))
+
+
+def check_not_a_home_of_other_files(out):
+    """The current folder, a folder above it, the home folder and one above it hold far more than a run: a run
+    written there is mixed into them, and replacing it could remove them."""
+    real = os.path.realpath(out)
+    for place, what in ((os.getcwd(), "the current folder"), (os.path.expanduser("~"), "the home folder")):
+        place = os.path.realpath(place)
+        if place == real or place.startswith(real.rstrip(os.sep) + os.sep):
+            fail(f"--output_dir {out!r} is {what}{'' if place == real else ' or a folder above it'}; a run needs a "
+                 f"folder of its own, such as outputs/NAME")
+
+
+# Settings that do not change what a run computes, so --resume may take new values of them.
+FREE_ON_RESUME = ("output_dir", "overwrite_output_dir", "resume", "report_to", "eval_batch_size", "trust_remote_code",
+                  "best_metric", "early_stopping_patience")
+
+
+def as_the_run_started(cfg):
+    """The record of the run being resumed; flags that would make another run than its checkpoints' are refused.
+    MIXED_PRECISION auto means the precision the run started in (measured again, it could come out otherwise)."""
+    try:
+        with open(os.path.join(cfg.output_dir, RUN_RECORD), encoding="utf-8") as f:
+            started = json.load(f)
+    except (OSError, ValueError):
+        return None  # a run from before the record: measured again, as it was then
+    was, now = started["settings"], vars(cfg)
+    changed = [k for k in now if k not in FREE_ON_RESUME and k in was and was[k] != now[k]
+               and not (k == "mixed_precision" and now[k] in ("auto", started["precision"]))]
+    if changed:
+        fail("--resume goes on with the run's own settings, and these differ: "
+             + ", ".join(f"--{k} {now[k]} (the run's: {was[k]})" for k in changed)
+             + "; drop them, or start over with --overwrite_output_dir")
+    return started
 
 
 def whole(checkpoint):
@@ -312,15 +388,37 @@ def whole(checkpoint):
 
 def go_offline_without_hub(timeout=3.0):
     """Without a reachable Hub, from_pretrained and load_dataset retry for about a minute and end in a traceback.
-    Offline mode makes them use the local cache or fail at once, which load_or_fail turns into one line."""
+    Offline mode makes them use the local cache or fail at once, which load_or_fail turns into one line. The probe
+    takes the road huggingface_hub would: HF_ENDPOINT's host and port, through the proxy that HTTPS_PROXY,
+    HTTP_PROXY, ALL_PROXY and NO_PROXY name for it. A road it cannot test (a SOCKS proxy) leaves the script online."""
     if os.environ.get("HF_HUB_OFFLINE", ""):
         return
-    from urllib.parse import urlparse
-    host, reached = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname, []
+    import base64
+    import http.client
+    import urllib.request
+    from urllib.parse import unquote, urlparse
+    hub = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = hub.port or (443 if hub.scheme == "https" else 80)
+    proxy = None if urllib.request.proxy_bypass_environment(hub.hostname) else \
+        urllib.request.getproxies_environment().get(hub.scheme) or urllib.request.getproxies_environment().get("all")
+    proxy = urlparse(proxy if proxy is None or "://" in proxy else f"http://{proxy}") if proxy else None
+    if proxy and proxy.scheme not in ("http", "https"):
+        return
+    reached = []
 
     def probe():  # getaddrinfo has no timeout of its own, so the probe runs in a thread we stop waiting for
-        with contextlib.suppress(OSError):
-            socket.create_connection((host, 443), timeout=timeout).close()
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if proxy:  # the proxy opens a tunnel to the Hub (CONNECT), as it does for any https request
+                kind = http.client.HTTPSConnection if proxy.scheme == "https" else http.client.HTTPConnection
+                connection = kind(proxy.hostname, proxy.port or (443 if proxy.scheme == "https" else 80),
+                                  timeout=timeout)
+                login = f"{unquote(proxy.username or '')}:{unquote(proxy.password or '')}".encode()
+                connection.set_tunnel(hub.hostname, port, headers={"Proxy-Authorization": "Basic " + base64.b64encode(
+                    login).decode()} if proxy.username else None)
+                connection.connect()
+                connection.close()
+            else:
+                socket.create_connection((hub.hostname, port), timeout=timeout).close()
             reached.append(True)
 
     thread = threading.Thread(target=probe, daemon=True)
@@ -363,22 +461,25 @@ def load_table(name):
 
 # ---- data checks and labels -----------------------------------------------------------------------------
 
-def check_data(data, cfg, eval_split):
+def check_data(data, cfg, subsets):
     """Refuse missing splits and columns, empty rows and subsets larger than their split, naming what is there."""
     import pyarrow.compute as pc
+    from datasets import ClassLabel
     if cfg.train_split not in data:
         fail(f"dataset {cfg.dataset_name!r} has no split {cfg.train_split!r} (it has {', '.join(data)})")
-    for split in dict.fromkeys((cfg.train_split, eval_split)):
+    splits = dict.fromkeys(split for split, _ in subsets.values() if split)
+    for split in splits:
         columns = data[split].column_names
         for column, flag in [*((c, "--text_column") for c in cfg.text_column), (cfg.label_column, "--label_column")]:
             if column not in columns:
                 fail(f"dataset {cfg.dataset_name!r} has no {column!r} column (it has {', '.join(columns)}); set {flag}")
         table = data[split].with_format("arrow")
         label = table[cfg.label_column]
-        # a row without text or class: null, blank, or a negative id (ClassLabel's -1: no label, as in SST-2's test)
+        # a row without text or class: null, blank, or ClassLabel's -1 (no label, as in SST-2's test split)
         kind = str(label.type)
         empty = pc.or_kleene(pc.is_null(label), pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
-                             else pc.less(label, 0) if kind.startswith(("int", "uint")) else pc.is_null(label))
+                             else pc.less(label, 0) if isinstance(data[split].features[cfg.label_column], ClassLabel)
+                             else pc.is_null(label))
         for column in cfg.text_column:
             text = table[column]
             if not str(text.type).endswith("string"):
@@ -387,41 +488,57 @@ def check_data(data, cfg, eval_split):
         if bad := pc.sum(empty).as_py():
             fail(f"{bad} rows of split {split!r} have empty or missing text or label; "
                  f"the first is row {pc.index(empty, True).as_py()} (counting from 0)")
-    if eval_split == cfg.train_split and cfg.train_size + cfg.eval_size > len(data[eval_split]):
-        fail(f"--train_size + --eval_size = {cfg.train_size + cfg.eval_size}, but split {cfg.train_split!r} of "
-             f"{cfg.dataset_name!r} has {len(data[eval_split])} rows")
-    for split, size, name in ((cfg.train_split, cfg.train_size, "train"), (eval_split, cfg.eval_size, "eval")):
-        if size > len(data[split]):
-            fail(f"--{name}_size {size} is larger than the {split!r} split, which has {len(data[split])} rows")
+    for split in splits:  # subsets drawn from one split share its rows
+        flags = [(f"--{name}_size", size) for name, (s, size) in subsets.items() if s == split]
+        if (total := sum(size for _, size in flags)) > len(data[split]):
+            fail(f"{flags[0][0]} {total} is larger than the {split!r} split, which has {len(data[split])} rows"
+                 if len(flags) == 1 else f"{' + '.join(f for f, _ in flags)} = {total}, but split {split!r} of "
+                 f"{cfg.dataset_name!r} has {len(data[split])} rows")
 
 
-def as_text_and_class_id(train_rows, eval_rows, data, cfg, eval_split):
-    """The drawn rows as two columns, text and label (a class id), and the class names as shown. The names come from
-    the data: a ClassLabel's names, else the sorted distinct strings, else the ids themselves."""
-    from datasets import ClassLabel
-    feature = train_rows.features[cfg.label_column]
-    values = lambda: set().union(*(data[s].unique(cfg.label_column) for s in (cfg.train_split, eval_split)))
+def draw(data, subsets, seed):
+    """Seeded random rows for each subset. Subsets drawn from one split are consecutive slices of one shuffle of it,
+    in the order given (training first), so no row is in two of them."""
+    shuffled, taken, drawn = {}, {}, {}
+    for name, (split, size) in subsets.items():
+        if split is None:
+            drawn[name] = None
+            continue
+        if split not in shuffled:
+            shuffled[split], taken[split] = data[split].shuffle(seed=seed), 0
+        drawn[name] = shuffled[split].select(range(taken[split], taken[split] + size))
+        taken[split] += size
+    return drawn
+
+
+def as_text_and_class_id(rows, data, cfg, subsets):
+    """The drawn rows as text and label (a class id), and the class names as shown. The names come from the data: a
+    ClassLabel's names, else the distinct values in sorted order (strings, or integers as they are: stars 1..5 are
+    five classes named 1 to 5)."""
+    from datasets import ClassLabel, Value
+    feature = rows["train"].features[cfg.label_column]
+    splits = dict.fromkeys(split for split, _ in subsets.values() if split)  # every split's values: the same names
     if isinstance(feature, ClassLabel):
         names = feature.names
-    elif feature.dtype in ("string", "large_string"):
-        names = sorted(values())
-    elif feature.dtype.startswith(("int", "uint")):
-        names = [str(i) for i in range(max(values()) + 1)]
+    elif feature.dtype in ("string", "large_string") or feature.dtype.startswith(("int", "uint")):
+        names = [str(v) for v in sorted(set().union(*(data[s].unique(cfg.label_column) for s in splits)))]
     else:
         fail(f"--label_column {cfg.label_column!r} holds {feature.dtype}; it must hold class names or integer ids")
     columns = [*cfg.text_column, cfg.label_column]
-    train_rows, eval_rows = (r.select_columns(columns).rename_columns(dict(zip(columns, [*text_columns(cfg), "label"])))
-                             for r in (train_rows, eval_rows))
-    if not isinstance(feature, ClassLabel):  # strings become ids, ids stay ids
-        train_rows, eval_rows = (r.cast_column("label", ClassLabel(names=names)) for r in (train_rows, eval_rows))
-    if len(set(train_rows["label"])) < 2:
-        fail(f"all {cfg.train_size} training rows drawn have the label {names[train_rows[0]['label']]!r}: a classifier "
-             f"needs at least two classes; check --label_column, or draw more rows (--train_size)")
+    for name, r in rows.items():
+        if r is not None:
+            r = r.select_columns(columns).rename_columns(dict(zip(columns, [*text_columns(cfg), "label"])))
+            if not isinstance(feature, ClassLabel):  # each value becomes the id of its name: 10, 20, 30 are 0, 1, 2
+                r = r.cast_column("label", Value("string")).cast_column("label", ClassLabel(names=names))
+            rows[name] = r
+    if len(set(rows["train"]["label"])) < 2:
+        fail(f"all {cfg.train_size} training rows drawn have the label {names[rows['train'][0]['label']]!r}: a "
+             f"classifier needs at least two classes; check --label_column, or draw more rows (--train_size)")
     if cfg.best_metric in ("precision", "recall", "f1") and len(names) != 2:
         fail(f"--best_metric {cfg.best_metric} is label 1's score, for two classes; with {len(names)} use macro_"
              f"{cfg.best_metric}")
     shown = dict(pair.split("=", 1) for pair in cfg.label_names)
-    return train_rows, eval_rows, [shown.get(n, n) for n in names]
+    return rows, [shown.get(n, n) for n in names]
 
 
 def text_columns(cfg):
@@ -490,13 +607,19 @@ def device_type():
     return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
 
 
+def local_rank_zero():
+    """The first process on this machine (LOCAL_RANK 0), or the only process."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 @contextlib.contextmanager
-def rank_zero_first():
-    """Rank 0 (or the only process) runs the block first; under torchrun or accelerate launch the other processes
-    wait at its start and run it after. So a bad input is said once, by rank 0, and no two processes write the
-    datasets cache at once. Rank 0 joins the others only at the block's end: it checks the flags and the data
-    before torch is even imported. If rank 0 stops (and says why), the others' wait fails and they exit quietly."""
-    if rank_zero():
+def this_machine_first():
+    """Each machine's first process (local rank 0; on one machine, rank 0) runs the block first; under torchrun or
+    accelerate launch the other processes wait at its start and run it after. So a bad input is said before the
+    others start, and no two processes of a machine write its datasets cache at once (each machine has its own).
+    The first process joins the others only at the block's end: it checks the flags and the data before torch is
+    even imported. If it stops (and says why), the others' wait fails and they exit quietly."""
+    if local_rank_zero():
         yield
         join_processes()
     else:
@@ -513,13 +636,14 @@ def join_processes():
     PartialState(cpu=device_type() == "cpu").wait_for_everyone()
 
 
-def leave():
-    """End a launched process without the interpreter's teardown. There, now and then, a native thread still running
-    aborts the process ("terminate called without an active exception", SIGABRT, seen with gloo), and the launcher
-    fails a finished run."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+def leave_processes():
+    """Under a launcher, every process waits here until rank 0 has written the results, then all leave the process
+    group together. A process that exits with the group still open can abort in its communication threads at the
+    interpreter's teardown ("terminate called without an active exception"), failing a finished run."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -543,8 +667,9 @@ def choose_precision(asked, device, main_process):
     from accelerate.utils import broadcast_object_list
     if asked != "auto":
         return asked, None
-    if device == "cuda":
-        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16"), None
+    if device == "cuda":  # bf16 where the chip computes it (compute capability 8.0: A100, L4, RTX 30xx and newer);
+        # a T4 or V100 would emulate it, slowly, though torch.cuda.is_bf16_supported() says yes
+        return ("bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16"), None
     if device == "mps":
         return "no", None  # autocast on Apple's GPU is not measured here (no Mac)
     # bf16 pays only where the CPU multiplies bf16 faster than fp32 (AMX, some AVX512-BF16 chips); elsewhere it is
@@ -600,37 +725,85 @@ def precision_text(precision, speed):
 
 # ---- scores and reports -------------------------------------------------------------------------------------
 
-def scores(prediction, labels):
-    """Accuracy, macro and per-class precision, recall and F1, the confusion matrix (rows true, columns predicted);
-    with two classes also the scores of label 1, the positive one."""
+class Scores:
+    """compute_metrics for the Trainer: the scalar scores of a prediction (all that trackers take). It keeps the last
+    prediction, whose confusion matrix the final report shows: that of the kept adapter on the evaluation rows."""
+
+    def __init__(self, labels):
+        self.labels, self.last = labels, None
+
+    def __call__(self, prediction):
+        self.last = prediction
+        return scores(self.confusion())
+
+    def confusion(self):
+        return confusion_matrix(self.last.label_ids, self.last.predictions.argmax(-1), len(self.labels))
+
+
+def confusion_matrix(true, predicted, n):
+    """Counts of (true class, predicted class): rows true, columns predicted."""
     import numpy as np
-    confusion = np.zeros((len(labels), len(labels)), dtype=int)
-    np.add.at(confusion, (prediction.label_ids, np.argmax(prediction.predictions, axis=-1)), 1)
+    confusion = np.zeros((n, n), dtype=int)
+    np.add.at(confusion, (np.asarray(true), np.asarray(predicted)), 1)
+    return confusion
+
+
+def precision_recall_f1(confusion):
+    """Per class: of the rows predicted as it, the share right; of the rows truly it, the share found; their mean."""
+    import numpy as np
     hits = np.diag(confusion)
     precision, recall = hits / np.maximum(confusion.sum(0), 1), hits / np.maximum(confusion.sum(1), 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    result = {"accuracy": np.trace(confusion) / confusion.sum(), "macro_precision": precision.mean(),
-              "macro_recall": recall.mean(), "macro_f1": f1.mean(), "confusion": confusion.tolist(),
-              "per_class": {name: {"precision": p, "recall": r, "f1": f, "support": s} for name, p, r, f, s in
-                            zip(labels, precision.tolist(), recall.tolist(), f1.tolist(), confusion.sum(1).tolist())}}
-    if len(labels) == 2:
+    return precision, recall, 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+
+
+def scores(confusion):
+    """Accuracy and macro precision, recall and F1; with two classes also label 1's (the positive one)."""
+    precision, recall, f1 = precision_recall_f1(confusion)
+    result = {"accuracy": float(confusion.trace() / confusion.sum()), "macro_precision": float(precision.mean()),
+              "macro_recall": float(recall.mean()), "macro_f1": float(f1.mean())}
+    if len(confusion) == 2:
         (tn, fp), (fn, tp) = confusion.tolist()
-        result |= {"precision": precision[1], "recall": recall[1], "f1": f1[1], "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+        result |= {"precision": float(precision[1]), "recall": float(recall[1]), "f1": float(f1[1]),
+                   "tp": tp, "fp": fp, "tn": tn, "fn": fn}
     return result
 
 
-def epoch_table(evals, losses):
-    """Per epoch: evaluation accuracy and loss, and the mean training loss logged during it."""
+def per_class(confusion, labels):
+    return {name: {"precision": p, "recall": r, "f1": f, "support": s} for name, p, r, f, s in
+            zip(labels, *(a.tolist() for a in precision_recall_f1(confusion)), confusion.sum(1).tolist())}
+
+
+def epoch_table(epochs, losses, prefix):
+    """Per epoch: the scores on the rows that chose the epoch kept, and the mean training loss logged during it."""
     import numpy as np
-    return [{"epoch": round(e["epoch"]), "eval_accuracy": e["eval_accuracy"], "eval_loss": e["eval_loss"],
+    return [{"epoch": round(e["epoch"]), "scored_on": "validation" if "validation" in prefix else "evaluation",
+             **{k[len(prefix):]: v for k, v in e.items()
+                if k.startswith(prefix) and not k.endswith(("runtime", "per_second"))},
              "train_loss": float(np.mean([h["loss"] for h in losses if e["epoch"] - 1 < h["epoch"] <= e["epoch"]]
-                                         or [np.nan]))} for e in evals]
+                                         or [np.nan]))} for e in epochs]
 
 
-def adapter_facts(cfg, labels, precision):
+def rows_text(cfg, subsets):
+    """Which rows did what, in words, for metrics.json."""
+    train, (eval_split, _), (validation_split, _) = subsets["train"], subsets["eval"], subsets["validation"]
+    return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}",
+            "epoch_kept_chosen_on": f"{cfg.validation_size} rows of {validation_split!r}, none trained on or reported"
+            if validation_split else "nothing to choose: one epoch",
+            "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
+
+
+def adapter_facts(cfg, labels, precision, max_length):
     """What predict.py needs to label texts as this run evaluated them: the columns, the length, the precision."""
     return {"text_column": cfg.text_column, "label_column": cfg.label_column, "labels": labels,
-            "max_length": cfg.max_length, "mixed_precision": cfg.mixed_precision, "evaluated_in": precision}
+            "max_length": max_length, "mixed_precision": cfg.mixed_precision, "evaluated_in": precision}
+
+
+def within_reach(max_length, config, tokenizer):
+    """MAX_LENGTH, lowered to what the model takes: its position embeddings, and its tokenizer's limit where it has
+    one (RoBERTa's embeddings have 514 positions and take 512 tokens)."""
+    limits = [getattr(config, key, None) for key in ("max_position_embeddings", "n_positions")]
+    limits.append(tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None)  # none: 1e30
+    return min([max_length, *(n for n in limits if n)])
 
 
 def versions():
@@ -640,13 +813,16 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def data_line(cfg, eval_split, labels, class_weights):
-    source = repr(eval_split) if eval_split != cfg.train_split else f"{eval_split!r} too, without overlap"
+def data_line(cfg, subsets, labels, class_weights):
+    (train_split, _), (eval_split, _), (validation_split, _) = subsets.values()
+    source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
     if eval_split != cfg.eval_split:
         also = " or 'validation'" if eval_split != "validation" else ""
         source += f" (there is no {cfg.eval_split!r}{also} split)"
-    return (f"data: {cfg.train_size} rows from {cfg.train_split!r} for training, {cfg.eval_size} from {source} for "
-            f"evaluation; {len(labels)} classes: {', '.join(labels)}"
+    chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
+    return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
+            f"evaluation" + (f", {cfg.validation_size} from {chooser} to choose the epoch kept" if validation_split
+                             else "") + f"; {len(labels)} classes: {', '.join(labels)}"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
 
@@ -656,16 +832,18 @@ def kept_text(metrics):
     kept = metrics["kept_epoch"]
     if len(metrics["epochs"]) == 1:
         return ""
-    return (f"; epoch {kept['epoch']} of {kept['last_epoch']} kept, best by {kept['by']} ({kept['score']:.4f}; "
-            f"last epoch {kept['last_score']:.4f})")
+    return (f"; epoch {kept['epoch']} of {kept['last_epoch']} kept, best by {kept['by']} on the validation rows "
+            f"({kept['score']:.4f}; last epoch {kept['last_score']:.4f})")
 
 
-def model_line(model, cfg, head, labels, loading):
+def model_line(model, cfg, head, labels, loading, max_length):
     trainable, total = model.get_nb_trainable_parameters()
     saved = sorted({saved_shape[0] for _, saved_shape, _ in loading["mismatched_keys"]})
     return (f"model: LoRA on {', '.join(cfg.target_modules)} + head {', '.join(head)}: "
             f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
-            + (f"; a fresh head of {len(labels)} outputs replaces the saved one of {saved[0]}" if saved else ""))
+            + (f"; a fresh head of {len(labels)} outputs replaces the saved one of {saved[0]}" if saved else "")
+            + (f"; MAX_LENGTH {cfg.max_length} lowered to {max_length}, the most this model takes"
+               if max_length < cfg.max_length else ""))
 
 
 def score_text(metrics):
@@ -690,7 +868,7 @@ pipeline_tag: text-classification
 
 - Base model: `{base}`
 - Data: `{cfg.dataset_name}`, {cfg.train_size} texts from `{data['train_split']}` and {cfg.eval_size} from \
-`{data['eval_split']}`, drawn with seed {cfg.seed}, truncated to {cfg.max_length} tokens
+`{data['eval_split']}`, drawn with seed {cfg.seed}, truncated to {metrics['max_length']} tokens
 - LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules {cfg.target_modules}; \
 trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision} \
@@ -721,9 +899,9 @@ def save_curves(path, metrics, losses):
     a, b, c = fig.subplots(1, 3)
     a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
     a.set(title="training loss", xlabel="step", ylabel="loss")
-    b.plot([e["epoch"] for e in epochs], [e["eval_accuracy"] for e in epochs], marker="o")
+    b.plot([e["epoch"] for e in epochs], [e["accuracy"] for e in epochs], marker="o")
     b.set_xticks([e["epoch"] for e in epochs])
-    b.set(title="evaluation accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
+    b.set(title=f"accuracy on the {epochs[0]['scored_on']} rows", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     c.imshow(confusion, cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
         c.text(j, i, n, ha="center", va="center", color="white" if n > confusion.max() / 2 else "black")
@@ -734,30 +912,42 @@ def save_curves(path, metrics, losses):
 
 
 def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir, precision):
-    import torch
-    from transformers import pipeline
     labels = metrics["confusion_matrix"]["labels"]
-    # the peft model's inner transformers model carries the LoRA layers and the trained head
-    classify = pipeline("text-classification", model=model.get_base_model(), tokenizer=tokenizer,
-                        device=model.device, truncation=True, max_length=cfg.max_length)
     pairs = "text_pair" in examples.column_names
     texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
         else list(examples["text"])
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):  # as it evaluated
-        predicted = [p["label"] for p in classify(texts)]
+    predicted = labels_of(texts, model, tokenizer, metrics["max_length"], precision)
     width = max(map(len, labels))
     print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: accuracy "
           f"{metrics['eval_accuracy']:.4f} ({score_text(metrics)}) on {cfg.eval_size} {metrics['data']['eval_split']}"
           f" rows{kept_text(metrics)}")
     for text, true, p in zip(texts, examples["label"], predicted):
-        short = " ".join(" | ".join(text.values()).split() if pairs else text.split())
         print(f"  {'ok   ' if p == labels[true] else 'wrong'} predicted {p:<{width}} true {labels[true]:<{width}} "
-              f"\"{short[:60]}...\"")
+              f"\"{shortened(' | '.join(text.values()) if pairs else text)}\"")
     print(f"adapter:  {adapter_dir}/\nmetrics:  {cfg.output_dir}/metrics.json, {cfg.output_dir}/training_curves.png\n"
           f"load it, with its label names:\n  from peft import AutoPeftModelForSequenceClassification\n"
           f"  {load_code(metrics, adapter_dir)}\n"
           f"or predict: {predict_example(texts[0], adapter_dir)}\n"
           f"{'=' * 72}")
+
+
+def labels_of(texts, model, tokenizer, max_length, precision):
+    """The class names the model gives texts (or text pairs), as it evaluated them: in eval mode (no dropout), in
+    its precision."""
+    import torch
+    from transformers import pipeline
+    model.eval()
+    # the peft model's inner transformers model carries the LoRA layers and the trained head
+    classify = pipeline("text-classification", model=model.get_base_model(), tokenizer=tokenizer,
+                        device=model.device, truncation=True, max_length=max_length)
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return [p["label"] for p in classify(texts)]
+
+
+def shortened(text, width=60):
+    """The text on one line, its first `width` characters, and "..." only where more was cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width] + "..."
 
 
 def predict_example(text, adapter_dir):
