@@ -71,8 +71,10 @@ def main():
         eval_split = next((s for s in (cfg.eval_split, "validation") if s in data), cfg.train_split)
         validation_split = ("validation" if "validation" in data and eval_split != "validation" else cfg.train_split) \
             if keep_best else None
+        # a validation split of the data's own may be smaller than VALIDATION_SIZE: all of it is used then
         subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
-                   "validation": (validation_split, cfg.validation_size)}
+                   "validation": (validation_split, cfg.validation_size if validation_split in (None, cfg.train_split)
+                                  else min(cfg.validation_size, len(data[validation_split])))}
         check_data(data, cfg, subsets)
         rows, labels = as_text_and_class_id(draw(data, subsets, cfg.seed), data, cfg, subsets)
         class_weights = loss_weights(cfg, rows["train"], labels)  # None: every class weighs the same
@@ -245,7 +247,8 @@ def read_settings(args=None):
     comments = {t.start[0]: t.string.lstrip("#").strip() for t in tokenize.generate_tokens(io.StringIO(source).readline)
                 if t.type == tokenize.COMMENT}
     fields, annotations = [], globals().get("__annotations__", {})
-    for node in ast.parse(source).body:
+    body = ast.parse(source).body
+    for node in body[:next(i for i, n in enumerate(body) if isinstance(n, ast.FunctionDef))]:  # the settings block
         target = getattr(node, "target", None) or getattr(node, "targets", [None])[0]  # NAME: type = ... or NAME = ...
         if isinstance(target, ast.Name) and target.id.isupper():
             name, default = target.id, globals()[target.id]
@@ -320,9 +323,10 @@ def check_settings(cfg):
 
 
 # What train.py writes in OUTPUT_DIR, and all that --overwrite_output_dir may remove: checkpoint-N/ folders, these,
-# and the ".NAME.partial" files a kill can leave beside them. runs/ is TensorBoard's.
-RUN_FILES = ("adapter", "metrics.json", "training_curves.png", "run.json", "runs")
-RUN_RECORD = "run.json"  # the settings and precision a run started with: --resume goes on with them
+# and the ".NAME.partial" files a kill can leave beside them. runs/ is TensorBoard's; RUN_RECORD holds the settings
+# and the precision a run started with, which --resume goes on with.
+RUN_RECORD = "run.json"
+RUN_FILES = ("adapter", "metrics.json", "training_curves.png", RUN_RECORD, "runs")
 
 
 def is_checkpoint(name):
@@ -785,9 +789,10 @@ def epoch_table(epochs, losses, prefix):
 
 def rows_text(cfg, subsets):
     """Which rows did what, in words, for metrics.json."""
-    train, (eval_split, _), (validation_split, _) = subsets["train"], subsets["eval"], subsets["validation"]
+    train, (eval_split, _), (validation_split, validation_size) = subsets["train"], subsets["eval"], \
+        subsets["validation"]
     return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}",
-            "epoch_kept_chosen_on": f"{cfg.validation_size} rows of {validation_split!r}, none trained on or reported"
+            "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if validation_split else "nothing to choose: one epoch",
             "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
 
@@ -814,14 +819,14 @@ def versions():
 
 
 def data_line(cfg, subsets, labels, class_weights):
-    (train_split, _), (eval_split, _), (validation_split, _) = subsets.values()
+    (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
     source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
     if eval_split != cfg.eval_split:
         also = " or 'validation'" if eval_split != "validation" else ""
         source += f" (there is no {cfg.eval_split!r}{also} split)"
     chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
     return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
-            f"evaluation" + (f", {cfg.validation_size} from {chooser} to choose the epoch kept" if validation_split
+            f"evaluation" + (f", {validation_size} from {chooser} to choose the epoch kept" if validation_split
                              else "") + f"; {len(labels)} classes: {', '.join(labels)}"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))

@@ -17,6 +17,7 @@ import pytest
 from filelock import FileLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # `import train`: the in-process tests call its functions directly
 # The real data sets: the environment variable that names a local copy, how the failure line calls it, its Hub name.
 REAL_DATA = {"imdb": ("IMDB_DIR", "IMDB", "stanfordnlp/imdb"),
              "ag_news": ("AG_NEWS_DIR", "AG News", "fancyzhx/ag_news")}
@@ -106,7 +107,7 @@ def train(tiny_model, tiny_imdb, tmp_path):
     def run(*flags, output_dir=None):
         output_dir = output_dir or str(tmp_path / "run")
         proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                         "--eval_size", "100", "--output_dir", output_dir, *flags)
+                         "--eval_size", "100", "--validation_size", "100", "--output_dir", output_dir, *flags)
         return proc, output_dir
     return run
 
@@ -116,7 +117,8 @@ def trained(tiny_model, tiny_imdb, tmp_path_factory):
     """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote: (its stdout, output_dir)."""
     def build(folder):
         proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                         "--eval_size", "100", "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", str(folder / "run"))
+                         "--eval_size", "100", "--validation_size", "100", "--num_epochs", "3", "--mixed_precision", "no",
+                         "--output_dir", str(folder / "run"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         (folder / "stdout.txt").write_text(proc.stdout)
     folder = built_once(tmp_path_factory, "trained", build)

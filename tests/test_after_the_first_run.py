@@ -13,48 +13,58 @@ from test_predict import predict
 
 @pytest.fixture(scope="module")
 def overfitting_data(tmp_path_factory):
-    """Training labels flipped against the evaluation's: the more the model learns, the worse it scores, so the
-    first epoch is the best one (a stark version of a model that starts to overfit)."""
+    """Training labels flipped against the validation and test rows': the more the model learns, the worse it scores
+    on them, so an early epoch is the best one (a stark version of a model that starts to overfit)."""
     folder = tmp_path_factory.mktemp("overfitting")
     rows = reviews(400, seed=1)
     write_split(folder, "train", {"text": rows["text"], "label": [1 - label for label in rows["label"]]})
+    write_split(folder, "validation", reviews(200, seed=3))
     write_split(folder, "test", reviews(200, seed=2))
     return str(folder)
 
 
-def accuracy_of(adapter, base, data, n=100):
-    """What a user does: fresh base model, the adapter on top, the same evaluation rows train.py drew."""
+def accuracy_of(adapter, base, data, split="test", n=100):
+    """What a user does: fresh base model, the adapter (or a checkpoint) on top, rows drawn as train.py draws them."""
     from datasets import load_dataset
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    rows = load_dataset(data)["test"].shuffle(seed=42).select(range(n))
-    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    rows = load_dataset(data)[split].shuffle(seed=42).select(range(n))
+    tokenizer = AutoTokenizer.from_pretrained(os.path.join(os.path.dirname(adapter), "adapter"))  # the run's
     model = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base), adapter).eval()
     with torch.no_grad():
         logits = model(**tokenizer(list(rows["text"]), padding=True, return_tensors="pt")).logits
     return (logits.argmax(-1) == torch.tensor(rows["label"])).float().mean().item()
 
 
-def test_the_best_epoch_is_kept_not_the_last(tiny_model, overfitting_data, tmp_path):
+def test_the_best_epoch_is_chosen_on_validation_rows_and_reported_on_others(tiny_model, overfitting_data, tmp_path):
     out = str(tmp_path / "run")
     proc = run_train("--model_name", tiny_model, "--dataset_name", overfitting_data, "--train_size", "200",
                      "--eval_size", "100", "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "200 from 'validation' to choose the epoch kept" in proc.stdout  # the data's own split, all of it
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    scores = [e["eval_accuracy"] for e in metrics["epochs"]]
+    assert metrics["rows"]["epoch_kept_chosen_on"].startswith("200 rows of 'validation'")
+    assert metrics["rows"]["scores_reported_on"].startswith("100 rows of 'test'")
+
+    # each epoch's score is its checkpoint's accuracy on the validation rows, as a user computes it
+    scores = [e["accuracy"] for e in metrics["epochs"]]
+    assert [e["scored_on"] for e in metrics["epochs"]] == ["validation"] * 3
+    for epoch, score in enumerate(scores, 1):
+        checkpoint = os.path.join(out, f"checkpoint-{50 * epoch}")
+        assert accuracy_of(checkpoint, tiny_model, overfitting_data, "validation", 200) == pytest.approx(score)
     kept = metrics["kept_epoch"]
     assert kept["epoch"] == scores.index(max(scores)) + 1 and kept["epoch"] < 3, (kept, scores)
     assert kept["score"] == max(scores) > scores[-1] == kept["last_score"]
-    assert metrics["eval_accuracy"] == max(scores)  # the top-level scores are the kept epoch's
 
-    # the adapter is that epoch's checkpoint, and reloaded it scores what was recorded for that epoch
+    # the adapter is that epoch's checkpoint, and the accuracy reported is its accuracy on the test rows
     adapter = os.path.join(out, "adapter")
     final = load_file(os.path.join(adapter, "adapter_model.safetensors"))
     chosen = load_file(os.path.join(out, f"checkpoint-{50 * kept['epoch']}", "adapter_model.safetensors"))
     assert all(torch.equal(final[k], chosen[k]) for k in final)
-    assert accuracy_of(adapter, tiny_model, overfitting_data) == pytest.approx(max(scores), abs=1e-6)
+    assert accuracy_of(adapter, tiny_model, overfitting_data) == pytest.approx(metrics["eval_accuracy"], abs=1e-6)
 
-    said = f"epoch {kept['epoch']} of 3 kept, best by accuracy ({max(scores):.4f}; last epoch {scores[-1]:.4f})"
+    said = (f"epoch {kept['epoch']} of 3 kept, best by accuracy on the validation rows ({max(scores):.4f}; "
+            f"last epoch {scores[-1]:.4f})")
     assert said in proc.stdout and said in open(os.path.join(adapter, "README.md")).read()
 
 
@@ -68,7 +78,7 @@ def test_early_stopping_ends_the_run_after_epochs_without_improvement(tiny_model
     kept = metrics["kept_epoch"]
     # stopped two epochs after the best one, well before the sixth
     assert len(metrics["epochs"]) == kept["epoch"] + 2 < 6, (kept, metrics["epochs"])
-    assert kept["by"] == "macro_f1" and kept["score"] == metrics["eval_macro_f1"]
+    assert kept["by"] == "macro_f1" and kept["score"] == metrics["epochs"][kept["epoch"] - 1]["macro_f1"]
     assert {d for d in os.listdir(out) if d.startswith("checkpoint-")} == {
         f"checkpoint-{50 * e}" for e in range(1, len(metrics["epochs"]) + 1)}
 
@@ -151,20 +161,23 @@ def test_pairs_of_texts_are_learned_and_predicted(minilm, real_data, tmp_path):
     assert all(line.split("  ")[0].strip() in ("same topic", "different topic") and " | " in line
                for line in by_args.stdout.splitlines())
     mixed = predict(os.path.join(out, "adapter"), lines[0], "one text alone")
-    assert mixed.returncode == 2 and "give all pairs or no pairs" in mixed.stderr
+    assert mixed.returncode == 2 and "text 2 is not a pair" in mixed.stderr
 
 
-def test_tensorboard_gets_the_training_loss_and_the_evaluation_accuracy(train):
+def test_tensorboard_gets_the_training_loss_and_the_scores(train):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     proc, out = train("--report_to", "tensorboard", "--num_epochs", "2", "--mixed_precision", "no")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Trainer is attempting to log a value" not in proc.stderr  # a dict or a matrix among the scores: dropped
     runs = [os.path.join(root) for root, _, files in os.walk(os.path.join(out, "runs"))
             if any(f.startswith("events.out.tfevents") for f in files)]
     assert len(runs) == 1, runs
     events = EventAccumulator(runs[0])
     events.Reload()
-    assert {"train/loss", "eval/accuracy"} <= set(events.Tags()["scalars"]), events.Tags()
+    assert {"train/loss", "eval/validation_accuracy", "eval/accuracy"} <= set(events.Tags()["scalars"]), events.Tags()
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    assert [e.value for e in events.Scalars("eval/accuracy")] == pytest.approx(
-        [e["eval_accuracy"] for e in metrics["epochs"]])
+    # per epoch the validation rows' accuracy; at the end, once, the kept adapter's on the evaluation rows
+    assert [e.value for e in events.Scalars("eval/validation_accuracy")] == pytest.approx(
+        [e["accuracy"] for e in metrics["epochs"]])
+    assert [e.value for e in events.Scalars("eval/accuracy")] == pytest.approx([metrics["eval_accuracy"]])
     assert len(events.Scalars("train/loss")) >= 25

@@ -17,7 +17,7 @@ def start_train(tiny_model, tiny_imdb, out, *flags, output=None):
     """train.py in the background, as a user's terminal would run it; its output to pipes, or to one open file."""
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "--model_name", tiny_model,
                              "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
-                             "--mixed_precision", "no", "--output_dir", out, *flags],
+                             "--validation_size", "100", "--mixed_precision", "no", "--output_dir", out, *flags],
                             stdout=output or subprocess.PIPE, stderr=output or subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
@@ -58,6 +58,7 @@ def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     proc = launch(launcher, logs, "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
                   "--eval_size", "100", "--output_dir", out)
     assert proc.returncode == 0, everything_said(proc, logs)
+    assert "terminate called" not in everything_said(proc, logs)  # every process left cleanly
     assert len(list(logs.rglob("stderr.log"))) == 2, "one log per rank"
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["processes"] == 2
@@ -99,10 +100,22 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
     assert proc.returncode == 130 and "--resume" in stderr, stderr[-3000:]
     assert not os.path.exists(os.path.join(out, "adapter")) and not os.path.exists(os.path.join(out, "metrics.json"))
 
-    resumed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3", "--resume")
+    # flags that would make another run than the checkpoint's are refused, by name, and nothing is touched
+    before = files_digest(out)
+    changed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3", "--resume", "--learning_rate", "0.01",
+                          "--lora_r", "8", "--eval_batch_size", "8")
+    _, stderr = changed.communicate(timeout=120)
+    assert changed.returncode == 2 and stderr.count("\n") == 1, stderr[-3000:]
+    assert "--learning_rate 0.01 (the run's: 0.001)" in stderr and "--lora_r 8 (the run's: 4)" in stderr, stderr
+    assert "eval_batch_size" not in stderr  # it changes no result: taken
+    assert files_digest(out) == before
+
+    # MIXED_PRECISION auto goes on in the precision the run started in (fp32), not in one measured again
+    resumed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3", "--resume", "--mixed_precision", "auto")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr[-3000:]
-    assert "resuming from" in stdout
+    assert "training on cpu in fp32, " in stdout and "in the precision the run started in" in stdout, stdout
+    assert json.load(open(os.path.join(out, "metrics.json")))["mixed_precision"] == "no"
 
     a = load_file(os.path.join(straight, "adapter", "adapter_model.safetensors"))
     b = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
@@ -111,7 +124,7 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
     ma, mb = (json.load(open(os.path.join(folder, "metrics.json"))) for folder in (straight, out))
     assert ma["eval_accuracy"] == mb["eval_accuracy"]
-    assert [e["eval_loss"] for e in ma["epochs"]] == [e["eval_loss"] for e in mb["epochs"]]
+    assert [e["loss"] for e in ma["epochs"]] == [e["loss"] for e in mb["epochs"]]
 
 
 def stops(proc, every=0.01):
@@ -157,6 +170,8 @@ def assert_whole_or_absent(out):
         load_file(os.path.join(adapter, "adapter_model.safetensors"))
         json.load(open(os.path.join(adapter, "adapter_config.json")))
         json.load(open(os.path.join(adapter, "labels.json")))
+    if "run.json" in names:  # what --resume goes on with
+        assert json.load(open(os.path.join(out, "run.json")))["precision"] == "no"
     if "metrics.json" in names:
         assert "adapter" in names  # written last
         assert "eval_accuracy" in json.load(open(os.path.join(out, "metrics.json")))

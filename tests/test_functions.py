@@ -1,0 +1,311 @@
+"""train.py's rules, called directly, in milliseconds: the scores, the class names, the settings checks, the
+precision, the Hub probe, the order of the processes, the summary. Each is checked against truth worked out by hand,
+not against the rule itself. (What only a process shows, exit codes, files, launchers, is in the other files.)"""
+import contextlib
+import os
+import socket
+import threading
+import time
+from fractions import Fraction as F
+
+import numpy as np
+import pytest
+import train
+
+
+def settings(*flags):
+    return train.read_settings(list(flags))
+
+
+def refusal(capsys, check, *args):
+    """What check(*args) says as it refuses: one line on stderr (after any progress bar), exit status 2."""
+    with pytest.raises(SystemExit) as stop:
+        check(*args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("train.py: error: ") == 1 and err.splitlines()[-1].startswith("train.py: error: "), err
+    return err.splitlines()[-1]
+
+
+# ---- scores: a fixed set of predictions, counted by hand -------------------------------------------------------
+
+def test_scores_of_three_classes_counted_by_hand():
+    true = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    predicted = [0, 1, 0, 1, 2, 2, 2, 0, 1]
+    confusion = train.confusion_matrix(true, predicted, 3)
+    # rows true, columns predicted: true 0 was predicted 0 twice and 1 once; true 2: 0 once, 1 once, 2 twice
+    assert confusion.tolist() == [[2, 1, 0], [0, 1, 1], [1, 1, 2]]
+    # precision: of those predicted as the class, the share right (3 each predicted); recall: of the class, found
+    precision, recall = [F(2, 3), F(1, 3), F(2, 3)], [F(2, 3), F(1, 2), F(2, 4)]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]  # 2/3, 2/5, 4/7
+    got = train.scores(confusion)
+    assert got["accuracy"] == pytest.approx(5 / 9)
+    assert got["macro_precision"] == pytest.approx(float(sum(precision) / 3))
+    assert got["macro_recall"] == pytest.approx(float(sum(recall) / 3))
+    assert got["macro_f1"] == pytest.approx(float(sum(f1) / 3))
+    assert "f1" not in got  # label 1's scores are for two classes
+    classes = train.per_class(confusion, ["a", "b", "c"])
+    assert [classes[c]["precision"] for c in "abc"] == pytest.approx([float(p) for p in precision])
+    assert [classes[c]["recall"] for c in "abc"] == pytest.approx([float(r) for r in recall])
+    assert [classes[c]["support"] for c in "abc"] == [3, 2, 4]
+
+
+def test_a_transposed_matrix_is_caught():
+    """Swapping true and predicted swaps precision and recall: the two-class scores tell them apart."""
+    true, predicted = [1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 1, 0]  # tp 1, fn 3, fp 1, tn 1
+    got = train.scores(train.confusion_matrix(true, predicted, 2))
+    assert (got["tp"], got["fn"], got["fp"], got["tn"]) == (1, 3, 1, 1)
+    assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((1 / 2, 1 / 4, 1 / 3))
+    swapped = train.scores(train.confusion_matrix(predicted, true, 2))
+    assert (swapped["precision"], swapped["recall"]) == pytest.approx((1 / 4, 1 / 2))
+
+
+def test_the_trainer_gets_scalars_only():
+    """Trackers take numbers: a dict or a matrix among the scores is dropped, with a warning at every evaluation."""
+    from transformers import EvalPrediction
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    scores = train.Scores(["Negative", "Positive"])(EvalPrediction(predictions=logits, label_ids=np.array([0, 0, 1])))
+    assert scores["accuracy"] == pytest.approx(1 / 3)
+    assert all(isinstance(v, (int, float)) for v in scores.values()), scores
+
+
+# ---- class names from the data ---------------------------------------------------------------------------------
+
+def label_rows(values):
+    from datasets import Dataset, DatasetDict
+    table = Dataset.from_dict({"text": [f"text {i}" for i in range(len(values))], "label": values})
+    return DatasetDict({"train": table})
+
+
+@pytest.mark.parametrize("values, names, ids", [
+    ([3, 1, 5, 2, 4, 5], ["1", "2", "3", "4", "5"], [2, 0, 4, 1, 3, 4]),  # star ratings: five classes, no empty 0
+    ([20, 10, 30, 10], ["10", "20", "30"], [1, 0, 2, 0]),
+    ([-1, 0, 1, 1], ["-1", "0", "1"], [0, 1, 2, 2]),  # a plain integer -1 is a class, not a missing label
+    (["pos", "neg", "neutral"], ["neg", "neutral", "pos"], [2, 0, 1]),
+])
+def test_labels_are_the_values_the_data_holds(values, names, ids):
+    data = label_rows(values)
+    cfg = settings("--label_names", "x=y", "--train_size", str(len(values)))
+    subsets = {"train": ("train", len(values)), "eval": ("train", 0), "validation": (None, 0)}
+    rows, labels = train.as_text_and_class_id({"train": data["train"], "eval": data["train"].select([]),
+                                               "validation": None}, data, cfg, subsets)
+    assert labels == names
+    assert rows["train"]["label"] == ids
+
+
+def test_label_1s_scores_need_two_classes(capsys):
+    data = label_rows(["World", "Sports", "Business", "Sci/Tech"] * 3)
+    subsets = {"train": ("train", 12), "eval": ("train", 0), "validation": (None, 0)}
+    rows = {"train": data["train"], "eval": data["train"].select([]), "validation": None}
+    err = refusal(capsys, train.as_text_and_class_id, rows, data, settings("--best_metric", "f1"), subsets)
+    assert "label 1's score, for two classes; with 4 use macro_f1" in err
+
+
+def test_subsets_from_one_split_never_overlap():
+    data = label_rows(list(range(100)))
+    subsets = {"train": ("train", 50), "eval": ("train", 30), "validation": ("train", 20)}
+    drawn = train.draw(data, subsets, seed=7)
+    seen = [set(drawn[name]["label"]) for name in subsets]
+    assert [len(s) for s in seen] == [50, 30, 20] and set().union(*seen) == set(range(100))
+    assert train.draw(data, subsets, seed=7)["eval"]["label"] == drawn["eval"]["label"]  # seeded: the same rows
+
+
+# ---- settings and the output folder ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, words", [
+    (["--train_size", "0"], ["--train_size must be at least 1, got 0"]),
+    (["--validation_size", "-5"], ["--validation_size"]),
+    (["--label_names", "neg:Negative"], ["--label_names", "neg=Negative"]),
+    (["--best_metric", "speed"], ["--best_metric 'speed'", "accuracy, macro_f1"]),
+    (["--class_weights", "heavy"], ["--class_weights takes balanced, or one positive number per class"]),
+    (["--model_name", "/nowhere/model"], ["/nowhere/model", "does not exist"]),
+    (["--dataset_name", "/nowhere/data"], ["/nowhere/data", "does not exist"]),
+    (["--text_column", "a", "b", "c"], ["--text_column takes one column, or two"]),
+])
+def test_bad_settings_are_refused_in_one_line(capsys, tmp_path, flags, words):
+    err = refusal(capsys, train.check_settings, settings("--output_dir", str(tmp_path / "run"), *flags))
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_the_current_home_and_higher_folders_are_never_an_output_folder(capsys, tmp_path, monkeypatch):
+    home, work = tmp_path / "home", tmp_path / "work" / "lora"
+    work.mkdir(parents=True)
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    for out, what in ((".", "the current folder"), ("..", "a folder above it"), (str(tmp_path), "above it"),
+                      (str(home), "the home folder"), ("./", "the current folder")):
+        err = refusal(capsys, train.check_settings, settings("--output_dir", out, "--overwrite_output_dir"))
+        assert what in err, (out, err)
+    assert work.is_dir() and home.is_dir()
+    train.check_settings(settings("--output_dir", "outputs/run"))  # a folder of its own, below: fine
+
+
+def test_overwrite_refuses_a_folder_holding_anything_else(capsys, tmp_path):
+    out = tmp_path / "run"
+    for name in ("checkpoint-50", "adapter", ".adapter.partial", "runs"):
+        (out / name).mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    train.check_settings(settings("--output_dir", str(out), "--overwrite_output_dir"))  # only a run's files: fine
+    for other in ("checkpoint-notes", ".git", "thesis.txt"):
+        (out / other).write_text("mine")
+        err = refusal(capsys, train.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+        assert repr(other) in err, err
+        (out / other).unlink()
+    (out / "notes.txt").write_text("mine")
+    train.remove_earlier_run(str(out))  # what the run removes, when it may: its own files, never the others
+    assert os.listdir(out) == ["notes.txt"]
+
+
+# ---- precision ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("capability, precision", [((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"),
+                                                   ((8, 9), "bf16"), ((9, 0), "bf16")])
+def test_auto_takes_bf16_only_on_gpus_that_compute_it(monkeypatch, capability, precision):
+    """A T4 (7.5) or V100 (7.0) emulates bf16, and torch.cuda.is_bf16_supported() still says yes there."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert train.choose_precision("auto", "cuda", True) == (precision, None)
+
+
+@pytest.mark.parametrize("speed, precision", [((100, 300), "bf16"), ((100, 110), "no"), ((100, 1), "no")])
+def test_auto_on_a_cpu_takes_bf16_where_it_is_clearly_faster(monkeypatch, speed, precision):
+    import torch
+    fake = {torch.float32: speed[0], torch.bfloat16: speed[1]}
+    monkeypatch.setattr(train, "matmul_gflops", lambda dtype: fake[dtype])
+    assert train.choose_precision("auto", "cpu", True)[0] == precision
+
+
+# ---- MAX_LENGTH within the model's reach ------------------------------------------------------------------------
+
+def test_max_length_is_lowered_to_what_the_model_takes():
+    from types import SimpleNamespace as NS
+    no_limit = NS(model_max_length=int(1e30))
+    assert train.within_reach(512, NS(max_position_embeddings=128), no_limit) == 128
+    assert train.within_reach(512, NS(max_position_embeddings=514), NS(model_max_length=512)) == 512  # RoBERTa
+    assert train.within_reach(512, NS(n_positions=1024), no_limit) == 512  # GPT-2: room to spare
+    assert train.within_reach(64, NS(), no_limit) == 64  # relative positions: no limit
+
+
+# ---- the Hub probe, through the user's proxy ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def server(reply):
+    """A loopback server that records the first line each client sends and answers it with `reply`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heard = []
+
+    def serve():
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                with client:
+                    heard.append(client.recv(4096).split(b"\r\n")[0].decode())
+                    client.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], heard
+    finally:
+        listener.close()
+
+
+def closed_port():
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def hub_env(monkeypatch):
+    """No proxy and no endpoint of the user's; HF_HUB_OFFLINE empty, so the probe runs (and is put back after)."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "")
+    return monkeypatch
+
+
+def probe(timeout=3.0):
+    start = time.time()
+    train.go_offline_without_hub(timeout)
+    return os.environ["HF_HUB_OFFLINE"] != "1", time.time() - start
+
+
+def test_the_probe_reaches_an_endpoint_on_its_own_port(hub_env):
+    with server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as (port, _):
+        hub_env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert probe()[0], "a reachable endpoint on another port than 443 must leave the script online"
+
+
+def test_the_probe_goes_through_the_users_proxy(hub_env):
+    with server(b"HTTP/1.1 200 Connection established\r\n\r\n") as (port, heard):
+        hub_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        assert probe()[0]
+        assert heard == ["CONNECT huggingface.co:443 HTTP/1.0"], heard  # the tunnel a Hub request would ask for
+
+
+def test_no_proxy_sends_the_probe_straight_to_the_endpoint(hub_env):
+    with server(b"HTTP/1.1 200 OK\r\n\r\n") as (port, _):
+        hub_env.setenv("HF_ENDPOINT", f"https://127.0.0.1:{port}")
+        hub_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")  # dead, but not for this host
+        hub_env.setenv("NO_PROXY", "localhost,127.0.0.1")
+        assert probe()[0]
+
+
+@pytest.mark.parametrize("dead", ["proxy", "proxy refusing the tunnel", "endpoint"])
+def test_an_unreachable_hub_goes_offline_within_seconds(hub_env, dead):
+    with server(b"HTTP/1.1 403 Forbidden\r\n\r\n") as (port, _):
+        if dead == "proxy":
+            hub_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
+        elif dead == "proxy refusing the tunnel":
+            hub_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        else:
+            hub_env.setenv("HF_ENDPOINT", f"https://127.0.0.1:{closed_port()}")
+        online, seconds = probe(timeout=2.0)
+    assert not online and seconds < 2.5
+
+
+# ---- processes: each machine's first process fills its cache first ----------------------------------------------
+
+@pytest.mark.parametrize("rank, local_rank, first", [("0", "0", True), ("1", "1", False), ("2", "0", True),
+                                                      ("3", "1", False)])
+def test_each_machines_first_process_goes_first(monkeypatch, rank, local_rank, first):
+    """Two machines of two processes: ranks 0 and 2 are their machine's first (LOCAL_RANK 0)."""
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    order = []
+    monkeypatch.setattr(train, "join_processes", lambda: order.append("wait for the others"))
+    with train.this_machine_first():
+        order.append("check and load")
+    assert order == (["check and load", "wait for the others"] if first else ["wait for the others", "check and load"])
+    assert train.rank_zero() == (rank == "0")  # the results: global rank 0 alone
+
+
+# ---- the summary ------------------------------------------------------------------------------------------------
+
+def test_three_dots_only_where_a_text_was_cut():
+    assert train.shortened("a fine   film\n") == "a fine film"
+    assert train.shortened("x" * 60) == "x" * 60
+    assert train.shortened("x" * 61) == "x" * 60 + "..."
+
+
+def test_the_summary_labels_texts_in_eval_mode(tiny_model):
+    """With heavy dropout, a model left in training mode gives other labels from one call to the next."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from conftest import reviews
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model, dropout=0.9, attention_dropout=0.9,
+                                                              seq_classif_dropout=0.9)
+    model = get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["q_lin"]))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    texts = reviews(40, seed=4)["text"]
+    model.train()  # as the Trainer may leave it
+    said = train.labels_of(texts, model, tokenizer, 128, "no")
+    model.eval()
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    assert said == [model.config.id2label[i] for i in logits.argmax(-1).tolist()]
