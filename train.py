@@ -46,14 +46,14 @@ CLASS_WEIGHTS: list[str] = []           # loss weight per class: balanced (inver
 REPORT_TO = "none"                      # live curves through the Trainer: tensorboard, trackio, wandb, mlflow, ...
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"  # where the run is written
 # Speed: none of these changes the data or the settings above (attention dropout is a change to training).
-MIXED_PRECISION: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: bf16 on a GPU (else fp16), on a CPU the faster
+MIXED_PRECISION: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: GPU bf16 (A100 on) else fp16; CPU: the faster
 ATTENTION_DROPOUT = 0.0                 # dropout on attention weights; DistilBERT's own 0.1 forces a slower kernel
 HIDDEN_DROPOUT = 0.0                    # dropout between the frozen base's layers (DistilBERT's own: 0.1)
 GROUP_BY_LENGTH = True                  # batches of similar length pad less (--no_group_by_length: random batches)
 EVAL_BATCH_SIZE: int | None = None      # evaluation batch size; None: 64 on a GPU, on a CPU 4 (16 in bf16 with AMX)
 # Run control
-OVERWRITE_OUTPUT_DIR = False            # replace a finished run in OUTPUT_DIR
-RESUME = False                          # continue the run in OUTPUT_DIR from its last checkpoint
+OVERWRITE_OUTPUT_DIR = False            # replace the run in OUTPUT_DIR (only its files: anything else is refused)
+RESUME = False                          # continue the run in OUTPUT_DIR from its last checkpoint, as it started
 TRUST_REMOTE_CODE = False               # run Python code shipped with a Hub model
 # -----------------------------------------------------------------------------
 
