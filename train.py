@@ -69,8 +69,8 @@ def main():
         data = load_or_fail("dataset", cfg.dataset_name, "--dataset_name", "cannot be read",
                             lambda: load_table(cfg.dataset_name))
         eval_split = next((s for s in (cfg.eval_split, "validation") if s in data), cfg.train_split)
-        validation_split = ("validation" if "validation" in data and eval_split != "validation" else cfg.train_split) \
-            if keep_best else None
+        validation_split = ("validation" if "validation" in data and eval_split != "validation"
+                            and len(data["validation"]) else cfg.train_split) if keep_best else None
         # a validation split of the data's own may be smaller than VALIDATION_SIZE: all of it is used then
         subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
                    "validation": (validation_split, cfg.validation_size if validation_split in (None, cfg.train_split)
@@ -153,6 +153,7 @@ def main():
         report_to=cfg.report_to,
         use_cpu=device == "cpu",
         dataloader_pin_memory=device == "cuda",
+        restore_callback_states_from_checkpoint=True,  # early stopping counts on across a resume
     )
     trainer = Trainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=choose_on,
                       data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
@@ -172,15 +173,18 @@ def main():
     start = time.time()
     with stop_cleanly_on_signals(cfg.output_dir):
         result = trainer.train(resume_from_checkpoint=resume_from)
-        if keep_best or scorer.last is None:  # the kept adapter on the evaluation rows, scored once
-            trainer.evaluate(tokenized["eval"])
+        # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with
+        # the training, and a score logged now would open another.
+        reported = trainer.predict(tokenized["eval"], metric_key_prefix="eval").metrics \
+            if keep_best or scorer.last is None else None
     wall = time.time() - start
+    leave_processes()  # the work of the others is done; rank 0 writes the results alone
     if not main_process:
-        return leave_processes()  # rank 0 writes the results; the others wait for it there
+        return
 
     # -- 5. write the results; each appears whole or not at all, metrics.json last -----------------------
     log = trainer.state.log_history
-    final = [h for h in log if "eval_accuracy" in h][-1]  # the kept adapter on the evaluation rows
+    final = reported or [h for h in log if "eval_accuracy" in h][-1]  # the kept adapter on the evaluation rows
     prefix = "eval_validation_" if keep_best else "eval_"  # the scores that chose the epoch kept
     epochs = list({round(h["epoch"]): h for h in log if f"{prefix}accuracy" in h}.values())
     kept = next(e for e in epochs if e["step"] == trainer.state.best_global_step) if keep_best else epochs[-1]
@@ -229,7 +233,6 @@ def main():
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
     print_summary(cfg, metrics, model, tokenizer, rows["eval"].select(range(min(3, cfg.eval_size))), adapter_dir,
                   precision)
-    leave_processes()
 
 
 # ---- settings and flags ---------------------------------------------------------------------------------
@@ -356,19 +359,25 @@ def check_not_a_home_of_other_files(out):
 
 
 # Settings that do not change what a run computes, so --resume may take new values of them.
-FREE_ON_RESUME = ("output_dir", "overwrite_output_dir", "resume", "report_to", "eval_batch_size", "trust_remote_code",
-                  "best_metric", "early_stopping_patience")
+FREE_ON_RESUME = ("output_dir", "overwrite_output_dir", "resume", "report_to", "eval_batch_size", "trust_remote_code")
 
 
 def as_the_run_started(cfg):
     """The record of the run being resumed; flags that would make another run than its checkpoints' are refused.
     MIXED_PRECISION auto means the precision the run started in (measured again, it could come out otherwise)."""
+    path = os.path.join(cfg.output_dir, RUN_RECORD)
+    if not os.path.exists(path):
+        if cfg.num_epochs > 1:  # its epochs were scored on the evaluation rows: no epoch to keep could be chosen
+            fail(f"--resume: the run in {cfg.output_dir!r} was started by an earlier train.py, which chose the epoch "
+                 f"kept on the evaluation rows; start over with --overwrite_output_dir")
+        return None  # one epoch: nothing to choose; its precision is measured again, as it was then
     try:
-        with open(os.path.join(cfg.output_dir, RUN_RECORD), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             started = json.load(f)
-    except (OSError, ValueError):
-        return None  # a run from before the record: measured again, as it was then
-    was, now = started["settings"], vars(cfg)
+        was, now = started["settings"], vars(cfg)
+        assert isinstance(was, dict) and started["precision"] in ("bf16", "fp16", "no")
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
     changed = [k for k in now if k not in FREE_ON_RESUME and k in was and was[k] != now[k]
                and not (k == "mixed_precision" and now[k] in ("auto", started["precision"]))]
     if changed:
@@ -402,25 +411,28 @@ def go_offline_without_hub(timeout=3.0):
     import urllib.request
     from urllib.parse import unquote, urlparse
     hub = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    if not hub.hostname:  # not a URL: the library that reads it says so
+        return
     port = hub.port or (443 if hub.scheme == "https" else 80)
     proxy = None if urllib.request.proxy_bypass_environment(hub.hostname) else \
         urllib.request.getproxies_environment().get(hub.scheme) or urllib.request.getproxies_environment().get("all")
     proxy = urlparse(proxy if proxy is None or "://" in proxy else f"http://{proxy}") if proxy else None
-    if proxy and proxy.scheme not in ("http", "https"):
+    if proxy and proxy.scheme != "http":  # SOCKS, or TLS to the proxy itself: no simple test, so stay online
         return
     reached = []
 
     def probe():  # getaddrinfo has no timeout of its own, so the probe runs in a thread we stop waiting for
         with contextlib.suppress(OSError, http.client.HTTPException):
-            if proxy:  # the proxy opens a tunnel to the Hub (CONNECT), as it does for any https request
-                kind = http.client.HTTPSConnection if proxy.scheme == "https" else http.client.HTTPConnection
-                connection = kind(proxy.hostname, proxy.port or (443 if proxy.scheme == "https" else 80),
-                                  timeout=timeout)
+            if proxy and hub.scheme == "https":  # the proxy opens a tunnel to the Hub (CONNECT), as for any request
+                connection = http.client.HTTPConnection(proxy.hostname, proxy.port or 80, timeout=timeout)
                 login = f"{unquote(proxy.username or '')}:{unquote(proxy.password or '')}".encode()
-                connection.set_tunnel(hub.hostname, port, headers={"Proxy-Authorization": "Basic " + base64.b64encode(
-                    login).decode()} if proxy.username else None)
+                connection.set_tunnel(f"[{hub.hostname}]" if ":" in hub.hostname else hub.hostname, port,
+                                      headers={"Proxy-Authorization": "Basic " + base64.b64encode(login).decode()}
+                                      if proxy.username else None)
                 connection.connect()
                 connection.close()
+            elif proxy:  # a plain-http endpoint goes to the proxy as a request, with no tunnel: the proxy must answer
+                socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout).close()
             else:
                 socket.create_connection((hub.hostname, port), timeout=timeout).close()
             reached.append(True)
@@ -613,7 +625,7 @@ def device_type():
 
 def local_rank_zero():
     """The first process on this machine (LOCAL_RANK 0), or the only process."""
-    return os.environ.get("LOCAL_RANK", "0") == "0"
+    return os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) == "0"
 
 
 @contextlib.contextmanager
@@ -641,9 +653,9 @@ def join_processes():
 
 
 def leave_processes():
-    """Under a launcher, every process waits here until rank 0 has written the results, then all leave the process
-    group together. A process that exits with the group still open can abort in its communication threads at the
-    interpreter's teardown ("terminate called without an active exception"), failing a finished run."""
+    """Under a launcher, all processes leave the process group together, once the work that needs it is done. A
+    process that exits with the group still open can abort in its communication threads at the interpreter's
+    teardown ("terminate called without an active exception"), failing a finished run."""
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -672,7 +684,11 @@ def choose_precision(asked, device, main_process):
     if asked != "auto":
         return asked, None
     if device == "cuda":  # bf16 where the chip computes it (compute capability 8.0: A100, L4, RTX 30xx and newer);
-        # a T4 or V100 would emulate it, slowly, though torch.cuda.is_bf16_supported() says yes
+        # a T4 or V100 would emulate it, slowly, though torch.cuda.is_bf16_supported() says yes. AMD GPUs (ROCm)
+        # report their architecture instead: bf16 from the MI200 (gfx90a) and RDNA3 (gfx11) on.
+        if torch.version.hip:
+            arch = torch.cuda.get_device_properties(0).gcnArchName
+            return ("bf16" if arch.startswith(("gfx90a", "gfx94", "gfx95", "gfx11", "gfx12")) else "fp16"), None
         return ("bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16"), None
     if device == "mps":
         return "no", None  # autocast on Apple's GPU is not measured here (no Mac)
@@ -983,7 +999,9 @@ def write_text(path, text):
 
 
 def remove(path):
-    if os.path.isdir(path):
+    if os.path.islink(path):  # the link goes, never what it points to
+        os.unlink(path)
+    elif os.path.isdir(path):
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.remove(path)

@@ -174,10 +174,11 @@ def test_tensorboard_gets_the_training_loss_and_the_scores(train):
     assert len(runs) == 1, runs
     events = EventAccumulator(runs[0])
     events.Reload()
-    assert {"train/loss", "eval/validation_accuracy", "eval/accuracy"} <= set(events.Tags()["scalars"]), events.Tags()
+    assert {"train/loss", "eval/validation_accuracy"} <= set(events.Tags()["scalars"]), events.Tags()
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    # per epoch the validation rows' accuracy; at the end, once, the kept adapter's on the evaluation rows
+    # per epoch the validation rows' accuracy; the kept adapter's on the evaluation rows comes after the tracker's run
+    # has ended (a score logged then would open another run, in trackio and mlflow): metrics.json has it
     assert [e.value for e in events.Scalars("eval/validation_accuracy")] == pytest.approx(
         [e["accuracy"] for e in metrics["epochs"]])
-    assert [e.value for e in events.Scalars("eval/accuracy")] == pytest.approx([metrics["eval_accuracy"]])
+    assert "eval/accuracy" not in events.Tags()["scalars"]
     assert len(events.Scalars("train/loss")) >= 25

@@ -309,3 +309,28 @@ def test_the_summary_labels_texts_in_eval_mode(tiny_model):
     with torch.no_grad():
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
     assert said == [model.config.id2label[i] for i in logits.argmax(-1).tolist()]
+
+
+def test_overwrite_removes_a_link_not_what_it_points_to(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("thesis")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "adapter").symlink_to(mine)
+    (out / "metrics.json").write_text("{}")
+    train.remove_earlier_run(str(out))
+    assert os.listdir(out) == [] and (mine / "thesis.txt").read_text() == "thesis"
+
+
+@pytest.mark.parametrize("record, words", [("{}", "is not the record"), ("[]", "is not the record"),
+                                           ('{"settings": {}, "precision": "fp64"}', "is not the record"),
+                                           (None, "earlier train.py")])
+def test_resume_refuses_a_run_it_cannot_go_on_with(capsys, tmp_path, record, words):
+    out = tmp_path / "run"
+    (out / "checkpoint-50").mkdir(parents=True)
+    (out / "checkpoint-50" / "trainer_state.json").write_text('{"global_step": 50}')
+    if record is not None:
+        (out / "run.json").write_text(record)
+    err = refusal(capsys, train.check_settings, settings("--output_dir", str(out), "--resume", "--num_epochs", "3"))
+    assert words in err, err
