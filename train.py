@@ -92,6 +92,7 @@ def main():
             base_name, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
         max_length = within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails or crashes
+        padding_added = give_a_padding_token(tokenizer, config, cfg)  # decoders (GPT-2, Llama, Qwen) lack one
 
         def tokenize(batch):  # two text columns are a pair: the tokenizer's separator, the longer one truncated first
             encoded = tokenizer(*(batch[c] for c in text_columns(cfg)), truncation=True, max_length=max_length)
@@ -118,7 +119,9 @@ def main():
         check_target_modules(model, cfg)
         head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
         model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules,
+                                                 lora_dropout=cfg.lora_dropout,
+                                                 target_modules="all-linear" if cfg.target_modules == ["all-linear"]
+                                                 else cfg.target_modules,  # peft's all-linear is a name, not a list
                                                  modules_to_save=list(head)))  # a copy: peft appends to it
         if main_process:
             print(model_line(model, cfg, head, labels, loading, max_length))
@@ -206,7 +209,7 @@ def main():
         "eval_reviews_per_s": final["eval_samples_per_second"],
         "wall_time_s": wall,
         "device": str(args.device), "processes": args.world_size, "mixed_precision": precision, "matmul_gflops": speed,
-        "max_length": max_length,
+        "max_length": max_length, "pad_token_id_added": config.pad_token_id if padding_added else None,
         "data": {"train_split": cfg.train_split, "eval_split": eval_split, "validation_split": validation_split,
                  "labels": labels},
         "config": {k: v for k, v in vars(cfg).items() if k not in ("overwrite_output_dir", "resume")}
@@ -222,7 +225,7 @@ def main():
         tokenizer.save_pretrained(path)
         write_text(os.path.join(path, "README.md"), card)
         write_text(os.path.join(path, "labels.json"), json.dumps(dict(enumerate(labels))))  # the base config lacks them
-        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision, max_length),
+        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision, metrics),
                                                                    indent=2))
 
     write_atomically(os.path.join(cfg.output_dir, "training_curves.png"), lambda to: save_curves(to, metrics, losses))
@@ -603,11 +606,27 @@ def check_tracker(name):
 
 
 def check_target_modules(model, cfg):
+    """TARGET_MODULES are names of the model's linear layers (GPT-2's Conv1D are linear layers too), or peft's
+    all-linear."""
     import torch
-    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    from transformers.pytorch_utils import Conv1D
+    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))})
+    if cfg.target_modules == ["all-linear"]:
+        return
     if missing := [t for t in cfg.target_modules if t not in linear]:
         fail(f"--target_modules {' '.join(missing)} match nothing in {cfg.model_name!r}; "
-             f"its linear layers are: {' '.join(linear)}")
+             f"its linear layers are: {' '.join(linear)} (or all-linear)")
+
+
+def give_a_padding_token(tokenizer, config, cfg):
+    """A batch of texts of several lengths is padded, and a decoder's classifier reads the last token before the
+    padding: a tokenizer without a padding token pads with its end-of-text token, and the model is told which."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            fail(f"model {cfg.model_name!r}: its tokenizer has no padding token and no end-of-text token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    added, config.pad_token_id = config.pad_token_id is None, tokenizer.pad_token_id
+    return added
 
 
 # ---- processes and devices --------------------------------------------------------------------------------
@@ -813,10 +832,12 @@ def rows_text(cfg, subsets):
             "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
 
 
-def adapter_facts(cfg, labels, precision, max_length):
-    """What predict.py needs to label texts as this run evaluated them: the columns, the length, the precision."""
+def adapter_facts(cfg, labels, precision, metrics):
+    """What predict.py needs to label texts as this run evaluated them: the columns, the length, the precision, and
+    the padding token a decoder's base config lacks."""
     return {"text_column": cfg.text_column, "label_column": cfg.label_column, "labels": labels,
-            "max_length": max_length, "mixed_precision": cfg.mixed_precision, "evaluated_in": precision}
+            "max_length": metrics["max_length"], "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
+            "pad_token_id": metrics["pad_token_id_added"]}
 
 
 def within_reach(max_length, config, tokenizer):
@@ -860,7 +881,9 @@ def kept_text(metrics):
 def model_line(model, cfg, head, labels, loading, max_length):
     trainable, total = model.get_nb_trainable_parameters()
     saved = sorted({saved_shape[0] for _, saved_shape, _ in loading["mismatched_keys"]})
-    return (f"model: LoRA on {', '.join(cfg.target_modules)} + head {', '.join(head)}: "
+    lora = [n for n, m in model.named_modules() if hasattr(m, "lora_A") and "modules_to_save" not in n]
+    found = sorted({n.split(".")[-1] for n in lora})
+    return (f"model: LoRA on {len(lora)} layers ({', '.join(found)}) + head {', '.join(head)} trained in full: "
             f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
             + (f"; a fresh head of {len(labels)} outputs replaces the saved one of {saved[0]}" if saved else "")
             + (f"; MAX_LENGTH {cfg.max_length} lowered to {max_length}, the most this model takes"
@@ -873,9 +896,10 @@ def score_text(metrics):
 
 
 def load_code(metrics, adapter_dir):
-    labels = metrics["confusion_matrix"]["labels"]
+    labels, pad = metrics["confusion_matrix"]["labels"], metrics["pad_token_id_added"]
     return (f"model = AutoPeftModelForSequenceClassification.from_pretrained(\"{adapter_dir}\", "
-            f"num_labels={len(labels)}, id2label={dict(enumerate(labels))}, ignore_mismatched_sizes=True)")
+            f"num_labels={len(labels)}, id2label={dict(enumerate(labels))}, ignore_mismatched_sizes=True"
+            + (f", pad_token_id={pad})" if pad is not None else ")"))
 
 
 def model_card(cfg, metrics, head, precision, adapter_dir):

@@ -209,3 +209,26 @@ def ag_news_run(minilm, real_data, tmp_path_factory):
         folder = built_once(tmp_path_factory, "ag_news", build)
         return (folder / "stdout.txt").read_text(), str(folder / "run")
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory):
+    """A small random Llama with a byte-level BPE tokenizer that has an end-of-text token and no padding token, as
+    decoder models (GPT-2, Llama, Qwen, SmolLM) come."""
+    def build(folder):
+        import torch
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+        bpe = Tokenizer(models.BPE())
+        bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+        bpe.train_from_iterator(reviews(400, seed=1)["text"], trainers.BpeTrainer(
+            vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+        assert tokenizer.pad_token is None
+        tokenizer.save_pretrained(str(folder))
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=None, initializer_range=0.2)
+        torch.manual_seed(0)
+        LlamaForSequenceClassification(config).save_pretrained(str(folder))
+    return str(built_once(tmp_path_factory, "tiny-llama", build))

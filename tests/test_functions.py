@@ -334,3 +334,12 @@ def test_resume_refuses_a_run_it_cannot_go_on_with(capsys, tmp_path, record, wor
         (out / "run.json").write_text(record)
     err = refusal(capsys, train.check_settings, settings("--output_dir", str(out), "--resume", "--num_epochs", "3"))
     assert words in err, err
+
+
+def test_gpt2s_conv1d_layers_and_all_linear_are_targets(capsys):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+    gpt2 = GPT2ForSequenceClassification(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    train.check_target_modules(gpt2, settings("--target_modules", "c_attn", "c_proj"))  # Conv1D, not nn.Linear
+    train.check_target_modules(gpt2, settings("--target_modules", "all-linear"))
+    err = refusal(capsys, train.check_target_modules, gpt2, settings("--target_modules", "q_lin"))
+    assert "c_attn" in err and "all-linear" in err
