@@ -278,7 +278,9 @@ try:
     base = AutoModelForSequenceClassification.from_pretrained(
         base_name, trust_remote_code=cfg.trust_remote_code,
         **({"num_labels": len(names), "id2label": dict(enumerate(names)),
-            "label2id": {v: k for k, v in enumerate(names)}, "ignore_mismatched_sizes": True} if names else {}))
+            "label2id": {v: k for k, v in enumerate(names)}, "ignore_mismatched_sizes": True} if names else {}),
+        # a decoder's classifier reads the last token before the padding: train.py gave it the padding token it lacked
+        **({"pad_token_id": facts["pad_token_id"]} if facts.get("pad_token_id") is not None else {}))
     # trainable, as in training: fit_to_the_chip below then casts the frozen weights alone, as train.py's did
     model = PeftModel.from_pretrained(base, cfg.adapter_dir, is_trainable=not cfg.merge).eval()
 except (OSError, ValueError, RuntimeError) as e:

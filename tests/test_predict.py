@@ -166,6 +166,23 @@ def test_a_labelled_file_is_scored_as_train_py_scored_its_evaluation_rows(traine
     assert f"Negative  {tn:>8}  {fp:>8}" in proc.stdout and f"Positive  {fn:>8}  {tp:>8}" in proc.stdout
 
 
+def test_a_decoder_adapter_pads_as_in_training_and_scores_the_same(tiny_decoder, tiny_imdb, tmp_path):
+    """A Llama's classifier reads the last token before the padding: predict.py must know the padding token that
+    train.py gave the base model, or batches of several lengths are misread."""
+    from conftest import run_train
+    from datasets import load_dataset
+    out = str(tmp_path / "run")
+    proc = run_train("--model_name", tiny_decoder, "--dataset_name", tiny_imdb, "--train_size", "40", "--eval_size",
+                     "40", "--target_modules", "q_proj", "--mixed_precision", "no", "--output_dir", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    load_dataset(tiny_imdb)["test"].shuffle(seed=42).select(range(40)).to_parquet(str(tmp_path / "test.parquet"))
+    proc = predict(os.path.join(out, "adapter"), "--file", str(tmp_path / "test.parquet"), "--batch_size", "8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]["rows_true_columns_predicted"]
+    assert f"Negative  {tn:>8}  {fp:>8}" in proc.stdout and f"Positive  {fn:>8}  {tp:>8}" in proc.stdout
+
+
 def test_a_pair_adapter_takes_two_columns_or_two_tab_separated_fields(trained, tmp_path):
     adapter = str(tmp_path / "pair-adapter")  # the same weights, recorded as trained on pairs
     shutil.copytree(os.path.join(trained[1], "adapter"), adapter)
