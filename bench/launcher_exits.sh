@@ -28,6 +28,7 @@ DistilBertForSequenceClassification(config).save_pretrained(str(model))
 conftest.write_split(work / "data" / "plain_text", "train", conftest.reviews(400, seed=1))
 conftest.write_split(work / "data" / "plain_text", "test", conftest.reviews(200, seed=2))
 PY
+  [ -e "$WORK/model/config.json" ] || { echo "could not build the tiny model in $WORK"; exit 1; }
 fi
 aborts=0; failures=0
 for i in $(seq 1 "$RUNS"); do
