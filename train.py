@@ -26,7 +26,8 @@ DATASET_NAME = "stanfordnlp/imdb"       # a Hub name, a local folder, or one .pa
 TRAIN_SPLIT = "train"                   # split the training rows are drawn from
 EVAL_SPLIT = "test"                     # split the evaluation rows come from (none such: validation, else TRAIN_SPLIT)
 TEXT_COLUMN = ["text"]                  # column holding the text; two columns: a pair of texts, such as question answer
-LABEL_COLUMN = "label"                  # column holding the class: a name (ClassLabel or string) or an id 0, 1, 2, ...
+LABEL_COLUMN = ["label"]                # the class (a name or an id), a list of labels, or a number; several 0/1 columns
+PROBLEM_TYPE: Literal["auto", "single_label", "multi_label", "regression"] = "auto"  # auto: from LABEL_COLUMN's values
 LABEL_NAMES = ["neg=Negative", "pos=Positive"]  # how to show the data's label names, as data=shown
 TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for training
 EVAL_SIZE = 1000                        # rows drawn at random (seeded) for evaluation: the accuracy reported
@@ -40,9 +41,10 @@ TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA matrices: 
 LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # passes over the training rows; evaluation and a checkpoint after each
-BEST_METRIC = "accuracy"                # the epoch kept is the one best at this score: accuracy, macro_f1, loss, ...
+BEST_METRIC = "auto"                    # the epoch kept is the best at this; auto: accuracy, micro_f1, rmse (by problem)
+THRESHOLD = 0.5                         # several labels per text: a label is given where its probability passes this
 EARLY_STOPPING_PATIENCE: int | None = None  # stop after this many epochs without a better BEST_METRIC; None: off
-CLASS_WEIGHTS: list[str] = []           # loss weight per class: balanced (inverse frequency), or one number per class
+CLASS_WEIGHTS: list[str] = []           # loss weight per class (or label): balanced (inverse frequency), or numbers
 REPORT_TO = "none"                      # live curves through the Trainer: tensorboard, trackio, wandb, mlflow, ...
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"  # where the run is written
 # Speed: none of these changes the data or the settings above (attention dropout is a change to training).
@@ -76,10 +78,12 @@ def main():
                    "validation": (validation_split, cfg.validation_size if validation_split in (None, cfg.train_split)
                                   else min(cfg.validation_size, len(data[validation_split])))}
         check_data(data, cfg, subsets)
-        rows, labels = as_text_and_class_id(draw(data, subsets, cfg.seed), data, cfg, subsets)
-        class_weights = loss_weights(cfg, rows["train"], labels)  # None: every class weighs the same
+        # the kind of problem is decided here, once, from the labels: one class, several labels, or a number per text
+        rows, labels, problem = as_text_and_target(draw(data, subsets, cfg.seed), data, cfg, subsets)
+        best = best_metric(cfg, problem, labels)
+        class_weights = loss_weights(cfg, rows["train"], labels, problem)  # None: every class weighs the same
         if main_process:
-            print(data_line(cfg, subsets, labels, class_weights))
+            print(data_line(cfg, subsets, labels, problem, class_weights))
 
         # -- 2. tokenize once, within the model's reach, with the fast tokenizer; padding happens per batch ---
         from transformers import AutoConfig, AutoTokenizer
@@ -89,7 +93,7 @@ def main():
         tokenizer = load_or_fail("model", cfg.model_name, "--model_name", "has no usable tokenizer",
                                  lambda: AutoTokenizer.from_pretrained(base_name, trust_remote_code=remote))
         config = load_or_fail(*model_error, lambda: AutoConfig.from_pretrained(
-            base_name, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            base_name, num_labels=len(labels), id2label=dict(enumerate(labels)), problem_type=problem,
             label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
         max_length = within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails or crashes
         padding_added = give_a_padding_token(tokenizer, config, cfg)  # decoders (GPT-2, Llama, Qwen) lack one
@@ -136,7 +140,7 @@ def main():
     pad_to = fit_to_the_chip(model, device, precision)
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
     choose_on = {"validation": tokenized["validation"]} if keep_best else tokenized["eval"]
-    scorer = Scores(labels)
+    scorer = Scores(problem, labels, cfg.threshold)
     args = TrainingArguments(
         output_dir=cfg.output_dir,
         learning_rate=cfg.learning_rate,
@@ -147,8 +151,8 @@ def main():
         save_strategy="epoch",
         logging_steps=max(1, -(-cfg.train_size // cfg.batch_size) // 25),  # about 25 points an epoch on the loss curve
         load_best_model_at_end=keep_best,
-        metric_for_best_model=("validation_" if keep_best else "") + cfg.best_metric,
-        greater_is_better=cfg.best_metric != "loss",
+        metric_for_best_model=("validation_" if keep_best else "") + best,
+        greater_is_better=best not in LOWER_IS_BETTER,
         seed=cfg.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -161,7 +165,7 @@ def main():
     trainer = Trainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=choose_on,
                       data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
                       processing_class=tokenizer, compute_metrics=scorer,
-                      compute_loss_func=weighted_loss(class_weights) if class_weights else None,
+                      compute_loss_func=weighted_loss(class_weights, problem) if class_weights else None,
                       callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)]
                       if keep_best and cfg.early_stopping_patience else [])
 
@@ -187,19 +191,18 @@ def main():
 
     # -- 5. write the results; each appears whole or not at all, metrics.json last -----------------------
     log = trainer.state.log_history
-    final = reported or [h for h in log if "eval_accuracy" in h][-1]  # the kept adapter on the evaluation rows
+    final = reported or [h for h in log if "eval_loss" in h][-1]  # the kept adapter on the evaluation rows
     prefix = "eval_validation_" if keep_best else "eval_"  # the scores that chose the epoch kept
-    epochs = list({round(h["epoch"]): h for h in log if f"{prefix}accuracy" in h}.values())
+    epochs = list({round(h["epoch"]): h for h in log if f"{prefix}loss" in h}.values())
     kept = next(e for e in epochs if e["step"] == trainer.state.best_global_step) if keep_best else epochs[-1]
     losses = [h for h in log if "loss" in h]
-    confusion = scorer.confusion()
     metrics = {
+        "problem_type": problem, "labels": labels, "headline": SCORES[problem][0],
         **{k: v for k, v in final.items() if k.startswith("eval_")},
-        "per_class": per_class(confusion, labels),
-        "confusion_matrix": {"labels": labels, "rows_true_columns_predicted": confusion.tolist()},
+        **scorer.report(),  # per class and the confusion matrix; per label; nothing more for a number
         "epochs": epoch_table(epochs, losses, prefix),
-        "kept_epoch": {"epoch": round(kept["epoch"]), "by": cfg.best_metric, "score": kept[prefix + cfg.best_metric],
-                       "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + cfg.best_metric]},
+        "kept_epoch": {"epoch": round(kept["epoch"]), "by": best, "score": kept[prefix + best],
+                       "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
         "rows": rows_text(cfg, subsets),
         "class_weights": class_weights,
         "train_loss": result.training_loss,
@@ -228,7 +231,8 @@ def main():
         write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision, metrics),
                                                                    indent=2))
 
-    write_atomically(os.path.join(cfg.output_dir, "training_curves.png"), lambda to: save_curves(to, metrics, losses))
+    write_atomically(os.path.join(cfg.output_dir, "training_curves.png"),
+                     lambda to: save_curves(to, metrics, losses, scorer))
     write_atomically(adapter_dir, save_adapter)
     write_atomically(os.path.join(cfg.output_dir, "metrics.json"),
                      lambda path: write_text(path, json.dumps(metrics, indent=2)))  # its presence marks a finished run
@@ -286,9 +290,13 @@ def check_settings(cfg):
         fail(f"--label_names takes data=shown pairs, such as neg=Negative; got {' '.join(cfg.label_names)}")
     if not 1 <= len(cfg.text_column) <= 2:
         fail(f"--text_column takes one column, or two for a pair of texts; got {' '.join(cfg.text_column) or 'none'}")
-    known = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "loss", "f1", "precision", "recall")
-    if cfg.best_metric not in known:  # the last three are label 1's, for two classes
+    known = ["auto", *dict.fromkeys(sum(SCORES.values(), ()))]
+    if cfg.best_metric not in known:
         fail(f"--best_metric {cfg.best_metric!r} is not a score train.py computes; choose one of {', '.join(known)}")
+    if not 0 < cfg.threshold < 1:
+        fail(f"--threshold must be between 0 and 1, got {cfg.threshold}")
+    if not cfg.label_column:
+        fail("--label_column takes one column, or several 0/1 columns (one label each)")
     if cfg.class_weights != ["balanced"] and not all(positive(w) for w in cfg.class_weights):
         fail(f"--class_weights takes balanced, or one positive number per class; got {' '.join(cfg.class_weights)}")
     check_tracker(cfg.report_to)
@@ -489,16 +497,19 @@ def check_data(data, cfg, subsets):
     splits = dict.fromkeys(split for split, _ in subsets.values() if split)
     for split in splits:
         columns = data[split].column_names
-        for column, flag in [*((c, "--text_column") for c in cfg.text_column), (cfg.label_column, "--label_column")]:
+        for column, flag in [*((c, "--text_column") for c in cfg.text_column),
+                             *((c, "--label_column") for c in cfg.label_column)]:
             if column not in columns:
                 fail(f"dataset {cfg.dataset_name!r} has no {column!r} column (it has {', '.join(columns)}); set {flag}")
         table = data[split].with_format("arrow")
-        label = table[cfg.label_column]
-        # a row without text or class: null, blank, or ClassLabel's -1 (no label, as in SST-2's test split)
-        kind = str(label.type)
-        empty = pc.or_kleene(pc.is_null(label), pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
-                             else pc.less(label, 0) if isinstance(data[split].features[cfg.label_column], ClassLabel)
-                             else pc.is_null(label))
+        empty = pc.is_null(table[cfg.label_column[0]])
+        for column in cfg.label_column:
+            # a row without a label: null, blank, not a number, or ClassLabel's -1 (no label, as in SST-2's test split)
+            label, kind = table[column], str(table[column].type)
+            empty = pc.or_kleene(empty, pc.or_kleene(pc.is_null(label), (
+                pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
+                else pc.less(label, 0) if isinstance(data[split].features[column], ClassLabel)
+                else pc.is_nan(label) if kind.startswith(("float", "double", "halffloat")) else pc.is_null(label))))
         for column in cfg.text_column:
             text = table[column]
             if not str(text.type).endswith("string"):
@@ -530,34 +541,88 @@ def draw(data, subsets, seed):
     return drawn
 
 
-def as_text_and_class_id(rows, data, cfg, subsets):
-    """The drawn rows as text and label (a class id), and the class names as shown. The names come from the data: a
-    ClassLabel's names, else the distinct values in sorted order (strings, or integers as they are: stars 1..5 are
-    five classes named 1 to 5)."""
-    from datasets import ClassLabel, Value
-    feature = rows["train"].features[cfg.label_column]
+def as_text_and_target(rows, data, cfg, subsets):
+    """The drawn rows as text and label, the label names as shown, and the kind of problem, read from the labels:
+    - one class per text (single_label_classification): a ClassLabel's names, else the distinct values in sorted
+      order (strings, or integers as they are: stars 1..5 are five classes named 1 to 5); the label is a class id;
+    - several labels per text (multi_label_classification): a column of lists of names or ids, or several 0/1
+      columns, one per label (named by them); the label is one 0/1 value per label name;
+    - a number per text (regression): a column of floats, or any numbers with PROBLEM_TYPE regression."""
+    from datasets import ClassLabel, List, Sequence, Value
     splits = dict.fromkeys(split for split, _ in subsets.values() if split)  # every split's values: the same names
-    if isinstance(feature, ClassLabel):
-        names = feature.names
-    elif feature.dtype in ("string", "large_string") or feature.dtype.startswith(("int", "uint")):
-        names = [str(v) for v in sorted(set().union(*(data[s].unique(cfg.label_column) for s in splits)))]
+    columns = cfg.label_column
+    features = [rows["train"].features[c] for c in columns]
+    listed = isinstance(features[0], (List, Sequence))
+    inner = features[0].feature if listed else features[0]
+    number = not isinstance(inner, ClassLabel) and inner.dtype.startswith(("float", "double", "int", "uint", "bool"))
+    problem = {"single_label": SINGLE, "multi_label": MULTI, "regression": REGRESSION}.get(cfg.problem_type) or (
+        MULTI if listed or len(columns) > 1 else REGRESSION if number and inner.dtype.startswith(("float", "double"))
+        else SINGLE)
+    if problem == REGRESSION and (listed or len(columns) > 1 or not number):
+        fail(f"--problem_type regression needs one column of numbers; --label_column {' '.join(columns)} holds "
+             f"{'lists' if listed else 'several columns' if len(columns) > 1 else inner.dtype}")
+    if problem != REGRESSION and not (listed or isinstance(inner, ClassLabel) or inner.dtype.startswith(
+            ("string", "large_string", "int", "uint", "bool") if problem == MULTI else ("string", "large_string", "int",
+                                                                                         "uint"))):
+        fail(f"--label_column {' '.join(columns)!r} holds {inner.dtype}; it must hold class names or integer ids "
+             f"(a list of them, several 0/1 columns, or --problem_type regression for numbers)")
+    if problem == SINGLE and len(columns) > 1:
+        fail(f"--label_column: several columns ({', '.join(columns)}) are several labels per text; drop "
+             f"--problem_type single_label")
+
+    def values(column):  # the distinct values over the splits drawn from, a list's items counted one by one
+        import pyarrow.compute as pc
+        columns = [data[s].data.column(column) for s in splits]
+        return set().union(*(pc.unique(pc.list_flatten(c) if listed else c).to_pylist() for c in columns))
+
+    if problem == REGRESSION:
+        names = [columns[0]]
+    elif len(columns) > 1:
+        names = list(columns)
+        if bad := next((c for c in columns if not values(c) <= {0, 1}), None):
+            fail(f"--label_column {bad!r} holds {sorted(values(bad))[:5]}: with several label columns each holds 0 "
+                 f"or 1 (does the text have that label?)")
     else:
-        fail(f"--label_column {cfg.label_column!r} holds {feature.dtype}; it must hold class names or integer ids")
-    columns = [*cfg.text_column, cfg.label_column]
+        names = inner.names if isinstance(inner, ClassLabel) else [str(v) for v in sorted(values(columns[0]))]
+    to_id = {name: i for i, name in enumerate(names)}
+
+    def target(batch):  # the label as the model's loss takes it
+        if problem == REGRESSION:
+            return {"label": [float(v) for v in batch[columns[0]]]}
+        if len(columns) > 1:
+            return {"label": [[float(v) for v in row] for row in zip(*(batch[c] for c in columns))]}
+        key = (lambda v: v) if isinstance(inner, ClassLabel) else (lambda v: to_id[str(v)])
+        if problem == MULTI:  # ids of a ClassLabel list are positions already; names and plain ids are looked up
+            return {"label": [[float(i in {key(v) for v in row}) for i in range(len(names))]
+                              for row in batch[columns[0]]]}
+        return {"label": [key(v) for v in batch[columns[0]]]}
+
+    kind = {REGRESSION: Value("float32"), MULTI: List(Value("float32")), SINGLE: ClassLabel(names=names)}[problem]
     for name, r in rows.items():
         if r is not None:
-            r = r.select_columns(columns).rename_columns(dict(zip(columns, [*text_columns(cfg), "label"])))
-            if not isinstance(feature, ClassLabel):  # each value becomes the id of its name: 10, 20, 30 are 0, 1, 2
-                r = r.cast_column("label", Value("string")).cast_column("label", ClassLabel(names=names))
-            rows[name] = r
-    if len(set(rows["train"]["label"])) < 2:
+            features = r.select_columns(cfg.text_column).features.copy()
+            features["label"] = kind
+            r = r.map(target, batched=True, remove_columns=[c for c in r.column_names if c not in cfg.text_column],
+                      features=features, desc=f"labels {name}")
+            rows[name] = r.rename_columns(dict(zip(cfg.text_column, text_columns(cfg))))
+    if problem == SINGLE and len(set(rows["train"]["label"])) < 2:
         fail(f"all {cfg.train_size} training rows drawn have the label {names[rows['train'][0]['label']]!r}: a "
              f"classifier needs at least two classes; check --label_column, or draw more rows (--train_size)")
-    if cfg.best_metric in ("precision", "recall", "f1") and len(names) != 2:
-        fail(f"--best_metric {cfg.best_metric} is label 1's score, for two classes; with {len(names)} use macro_"
-             f"{cfg.best_metric}")
     shown = dict(pair.split("=", 1) for pair in cfg.label_names)
-    return rows, [shown.get(n, n) for n in names]
+    return rows, [shown.get(n, n) for n in names], problem
+
+
+def best_metric(cfg, problem, labels):
+    """BEST_METRIC for this problem: auto is its headline score; one of another problem's scores is refused."""
+    if cfg.best_metric == "auto":
+        return SCORES[problem][0]
+    if cfg.best_metric in ("precision", "recall", "f1") and problem == SINGLE and len(labels) != 2:
+        fail(f"--best_metric {cfg.best_metric} is label 1's score, for two classes; with {len(labels)} use macro_"
+             f"{cfg.best_metric}")
+    if cfg.best_metric not in SCORES[problem]:
+        fail(f"--best_metric {cfg.best_metric!r} is not a score of {PROBLEM_NAMES[problem]}; choose one of "
+             f"{', '.join(SCORES[problem])}")
+    return cfg.best_metric
 
 
 def text_columns(cfg):
@@ -565,27 +630,38 @@ def text_columns(cfg):
     return ["text", "text_pair"][:len(cfg.text_column)]
 
 
-def loss_weights(cfg, train_rows, labels):
-    """CLASS_WEIGHTS as one number per class: balanced weighs each class by the inverse of its share of the drawn
-    training rows (a class with a tenth of the rows weighs ten times more); None when every class weighs the same."""
+def loss_weights(cfg, train_rows, labels, problem):
+    """CLASS_WEIGHTS as one number per class, or per label with several labels per text (the weight of its positive
+    rows). balanced: by the inverse of a class's share of the drawn training rows (a class with a tenth of the rows
+    weighs ten times more), or a label's negative rows over its positive ones. None when every class weighs the same."""
     import numpy as np
     if not cfg.class_weights:
         return None
+    if problem == REGRESSION:
+        fail("--class_weights weigh classes or labels; a number per text (regression) has none")
     if cfg.class_weights == ["balanced"]:
+        if problem == MULTI:
+            positives = np.array(train_rows["label"]).sum(0)
+            return ((len(train_rows) - positives) / np.maximum(positives, 1)).tolist()
         counts = np.bincount(train_rows["label"], minlength=len(labels))
         return (len(train_rows) / (len(labels) * np.maximum(counts, 1))).tolist()
     if len(cfg.class_weights) != len(labels):
-        fail(f"--class_weights has {len(cfg.class_weights)} numbers for {len(labels)} classes ({', '.join(labels)})")
+        fail(f"--class_weights has {len(cfg.class_weights)} numbers for {len(labels)} "
+             f"{'labels' if problem == MULTI else 'classes'} ({', '.join(labels)})")
     return [float(w) for w in cfg.class_weights]
 
 
-def weighted_loss(weights):
-    """Cross-entropy with a weight per class, for the Trainer's compute_loss_func."""
+def weighted_loss(weights, problem):
+    """The loss with a weight per class (cross-entropy) or per label's positive rows (binary cross-entropy), for the
+    Trainer's compute_loss_func."""
     import torch
     weight = torch.tensor(weights)  # built once, not at every step; .to() is free when the logits are on the CPU
 
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs.logits.float()
+        if problem == MULTI:
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(),
+                                                                        pos_weight=weight.to(logits.device))
         return torch.nn.functional.cross_entropy(logits, labels, weight=weight.to(logits.device))
     return loss
 
@@ -764,19 +840,103 @@ def precision_text(precision, speed):
 
 # ---- scores and reports -------------------------------------------------------------------------------------
 
+# ---- the three kinds of problem: one class per text, several labels per text, a number per text ---------------
+
+SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
+PROBLEM_NAMES = {SINGLE: "one class per text", MULTI: "several labels per text", REGRESSION: "a number per text"}
+# The scores of each, its headline (BEST_METRIC's auto) first; f1, precision and recall are label 1's, for two classes.
+SCORES = {SINGLE: ("accuracy", "macro_f1", "macro_precision", "macro_recall", "f1", "precision", "recall", "loss"),
+          MULTI: ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_precision", "macro_recall",
+                  "exact_match", "loss"),
+          REGRESSION: ("rmse", "mae", "r2", "pearson", "spearman", "loss")}
+LOWER_IS_BETTER = ("loss", "rmse", "mae")
+
+
 class Scores:
     """compute_metrics for the Trainer: the scalar scores of a prediction (all that trackers take). It keeps the last
-    prediction, whose confusion matrix the final report shows: that of the kept adapter on the evaluation rows."""
+    prediction, whose full report (per class and the confusion matrix, or per label) is that of the kept adapter on
+    the evaluation rows."""
 
-    def __init__(self, labels):
-        self.labels, self.last = labels, None
+    def __init__(self, problem, labels, threshold):
+        self.problem, self.labels, self.threshold, self.last = problem, labels, threshold, None
 
     def __call__(self, prediction):
         self.last = prediction
-        return scores(self.confusion())
+        if self.problem == SINGLE:
+            return scores(self.confusion())
+        if self.problem == MULTI:
+            return label_scores(*self.tags())
+        return number_scores(*self.numbers())
 
     def confusion(self):
         return confusion_matrix(self.last.label_ids, self.last.predictions.argmax(-1), len(self.labels))
+
+    def tags(self):
+        """True and predicted labels, 0/1 per text and label: a label is predicted where its probability passes the
+        threshold."""
+        import numpy as np
+        probability = 1 / (1 + np.exp(-self.last.predictions.astype(np.float64)))
+        return self.last.label_ids > 0.5, probability > self.threshold
+
+    def numbers(self):
+        return self.last.label_ids.reshape(-1).astype(float), self.last.predictions.reshape(-1).astype(float)
+
+    def report(self):
+        if self.problem == SINGLE:
+            confusion = self.confusion()
+            return {"per_class": per_class(confusion, self.labels),
+                    "confusion_matrix": {"labels": self.labels, "rows_true_columns_predicted": confusion.tolist()}}
+        if self.problem == MULTI:
+            return {"per_label": per_label(*self.tags(), self.labels), "threshold": self.threshold}
+        return {}
+
+
+def label_scores(true, predicted):
+    """Several labels per text: micro scores (every text-label pair counts once), macro (the mean over labels), and
+    the share of texts whose labels are all exactly right."""
+    tp, fp, fn = ((true & predicted).sum(), (~true & predicted).sum(), (true & ~predicted).sum())
+    precision, recall, f1 = (a.tolist() for a in pr_f1((true & predicted).sum(0), (~true & predicted).sum(0),
+                                                       (true & ~predicted).sum(0)))
+    micro = [float(v) for v in pr_f1(tp, fp, fn)]
+    return {"micro_f1": micro[2], "macro_f1": sum(f1) / len(f1), "micro_precision": micro[0], "micro_recall": micro[1],
+            "macro_precision": sum(precision) / len(precision), "macro_recall": sum(recall) / len(recall),
+            "exact_match": float((true == predicted).all(1).mean())}
+
+
+def pr_f1(tp, fp, fn):
+    import numpy as np
+    precision, recall = tp / np.maximum(tp + fp, 1), tp / np.maximum(tp + fn, 1)
+    return precision, recall, 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+
+
+def per_label(true, predicted, labels):
+    precision, recall, f1 = pr_f1((true & predicted).sum(0), (~true & predicted).sum(0), (true & ~predicted).sum(0))
+    return {name: {"precision": p, "recall": r, "f1": f, "support": s} for name, p, r, f, s in
+            zip(labels, precision.tolist(), recall.tolist(), f1.tolist(), true.sum(0).tolist())}
+
+
+def number_scores(true, predicted):
+    """A number per text: root mean squared and mean absolute error, R² (1: all the variance explained, 0: no better
+    than the mean), and the Pearson and Spearman (rank) correlations."""
+    import numpy as np
+    error = predicted - true
+
+    def correlation(a, b):
+        return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+
+    return {"rmse": float(np.sqrt((error ** 2).mean())), "mae": float(np.abs(error).mean()),
+            "r2": float(1 - (error ** 2).sum() / max(((true - true.mean()) ** 2).sum(), 1e-12)),
+            "pearson": correlation(true, predicted), "spearman": correlation(ranks(true), ranks(predicted))}
+
+
+def ranks(values):
+    """Ranks from 1, ties sharing their mean rank (as Spearman's correlation takes them)."""
+    import numpy as np
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(values))
+    rank[order] = np.arange(1, len(values) + 1)
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=rank) / counts)[group]
 
 
 def confusion_matrix(true, predicted, n):
@@ -791,8 +951,7 @@ def precision_recall_f1(confusion):
     """Per class: of the rows predicted as it, the share right; of the rows truly it, the share found; their mean."""
     import numpy as np
     hits = np.diag(confusion)
-    precision, recall = hits / np.maximum(confusion.sum(0), 1), hits / np.maximum(confusion.sum(1), 1)
-    return precision, recall, 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return pr_f1(hits, confusion.sum(0) - hits, confusion.sum(1) - hits)
 
 
 def scores(confusion):
@@ -835,9 +994,10 @@ def rows_text(cfg, subsets):
 def adapter_facts(cfg, labels, precision, metrics):
     """What predict.py needs to label texts as this run evaluated them: the columns, the length, the precision, and
     the padding token a decoder's base config lacks."""
-    return {"text_column": cfg.text_column, "label_column": cfg.label_column, "labels": labels,
-            "max_length": metrics["max_length"], "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
-            "pad_token_id": metrics["pad_token_id_added"]}
+    return {"text_column": cfg.text_column, "labels": labels, "problem_type": metrics["problem_type"],
+            "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
+            "threshold": cfg.threshold, "max_length": metrics["max_length"], "mixed_precision": cfg.mixed_precision,
+            "evaluated_in": precision, "pad_token_id": metrics["pad_token_id_added"]}
 
 
 def within_reach(max_length, config, tokenizer):
@@ -855,7 +1015,7 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def data_line(cfg, subsets, labels, class_weights):
+def data_line(cfg, subsets, labels, problem, class_weights):
     (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
     source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
     if eval_split != cfg.eval_split:
@@ -864,7 +1024,9 @@ def data_line(cfg, subsets, labels, class_weights):
     chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
     return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
             f"evaluation" + (f", {validation_size} from {chooser} to choose the epoch kept" if validation_split
-                             else "") + f"; {len(labels)} classes: {', '.join(labels)}"
+                             else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(labels)}",
+                                                MULTI: f"{len(labels)} labels, several per text: {', '.join(labels)}",
+                                                REGRESSION: f"a number per text: {labels[0]}"}[problem]
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
 
@@ -890,26 +1052,35 @@ def model_line(model, cfg, head, labels, loading, max_length):
                if max_length < cfg.max_length else ""))
 
 
-def score_text(metrics):
-    labels = metrics["confusion_matrix"]["labels"]
-    return f"F1 {metrics['eval_f1']:.4f}" if len(labels) == 2 else f"macro F1 {metrics['eval_macro_f1']:.4f}"
+def headline_text(metrics, prefix="eval_"):
+    """The problem's headline score and two more, such as "accuracy 0.8010 (F1 0.7962)"."""
+    problem, labels = metrics["problem_type"], metrics["labels"]
+    shown = {SINGLE: ("accuracy", "f1" if len(labels) == 2 else "macro_f1"), MULTI: ("micro_f1", "macro_f1",
+                                                                                      "exact_match"),
+             REGRESSION: ("rmse", "mae", "spearman")}[problem]
+    words = lambda key: key.replace("_", " ").replace("rmse", "RMSE").replace("mae", "MAE").replace("f1", "F1")
+    return (f"{words(shown[0])} {metrics[prefix + shown[0]]:.4f} ("
+            + ", ".join(f"{words(k).replace('spearman', 'Spearman')} {metrics[prefix + k]:.4f}" for k in shown[1:])
+            + ")")
 
 
 def load_code(metrics, adapter_dir):
-    labels, pad = metrics["confusion_matrix"]["labels"], metrics["pad_token_id_added"]
+    labels, pad = metrics["labels"], metrics["pad_token_id_added"]
     return (f"model = AutoPeftModelForSequenceClassification.from_pretrained(\"{adapter_dir}\", "
             f"num_labels={len(labels)}, id2label={dict(enumerate(labels))}, ignore_mismatched_sizes=True"
+            + (f", problem_type=\"{metrics['problem_type']}\"" if metrics["problem_type"] != SINGLE else "")
             + (f", pad_token_id={pad})" if pad is not None else ")"))
 
 
 def model_card(cfg, metrics, head, precision, adapter_dir):
-    base, labels, data = metrics["config"]["base_model"], metrics["confusion_matrix"]["labels"], metrics["data"]
+    base, labels, data = metrics["config"]["base_model"], metrics["labels"], metrics["data"]
     return f"""---
 base_model: {base}
 library_name: peft
 pipeline_tag: text-classification
 ---
-# LoRA adapter: {os.path.basename(base.rstrip('/'))} for text classification ({' / '.join(labels)})
+# LoRA adapter: {os.path.basename(base.rstrip('/'))} for text classification ({' / '.join(labels)}: \
+{PROBLEM_NAMES[metrics['problem_type']]})
 
 - Base model: `{base}`
 - Data: `{cfg.dataset_name}`, {cfg.train_size} texts from `{data['train_split']}` and {cfg.eval_size} from \
@@ -918,12 +1089,13 @@ pipeline_tag: text-classification
 trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision} \
 on {metrics['device']}
-- Evaluation accuracy: **{metrics['eval_accuracy']:.4f}** on {cfg.eval_size} texts ({score_text(metrics)})\
+- Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
 {kept_text(metrics)}
 - Text: {' and '.join(f'`{c}`' for c in cfg.text_column)}{' (a pair)' if len(cfg.text_column) == 2 else ''}; \
 class loss weights: {metrics['class_weights'] or 'none'}
 
-Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(labels))} (also in labels.json).
+Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(labels))} (also in labels.json)\
+{f"; each is given where its probability passes {cfg.threshold}" if metrics['problem_type'] == MULTI else ""}.
 
 ```python
 from peft import AutoPeftModelForSequenceClassification
@@ -934,40 +1106,52 @@ tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")
 """
 
 
-def save_curves(path, metrics, losses):
-    """Training loss per step, evaluation accuracy per epoch, and the final confusion matrix, side by side."""
+def save_curves(path, metrics, losses, scorer):
+    """Training loss per step, the headline score per epoch, and the kept adapter on the evaluation rows: its
+    confusion matrix, its F1 per label, or its predictions against the true numbers."""
     import numpy as np
     from matplotlib.figure import Figure  # not pyplot: no screen, no window, nothing global to close
-    epochs, labels = metrics["epochs"], metrics["confusion_matrix"]["labels"]
-    confusion = np.array(metrics["confusion_matrix"]["rows_true_columns_predicted"])
+    epochs, labels, headline = metrics["epochs"], metrics["labels"], metrics["headline"]
     fig = Figure(figsize=(15, 4.5))
     a, b, c = fig.subplots(1, 3)
     a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
     a.set(title="training loss", xlabel="step", ylabel="loss")
-    b.plot([e["epoch"] for e in epochs], [e["accuracy"] for e in epochs], marker="o")
+    b.plot([e["epoch"] for e in epochs], [e[headline] for e in epochs], marker="o")
     b.set_xticks([e["epoch"] for e in epochs])
-    b.set(title=f"accuracy on the {epochs[0]['scored_on']} rows", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
-    c.imshow(confusion, cmap="Blues")
-    for (i, j), n in np.ndenumerate(confusion):
-        c.text(j, i, n, ha="center", va="center", color="white" if n > confusion.max() / 2 else "black")
-    c.set(title=f"confusion matrix, epoch {metrics['kept_epoch']['epoch']}", xlabel="predicted", ylabel="true",
-          xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
+    b.set(title=f"{headline} on the {epochs[0]['scored_on']} rows", xlabel="epoch", ylabel=headline)
+    kept = f"epoch {metrics['kept_epoch']['epoch']}"
+    if metrics["problem_type"] == SINGLE:
+        confusion = np.array(metrics["confusion_matrix"]["rows_true_columns_predicted"])
+        c.imshow(confusion, cmap="Blues")
+        for (i, j), n in np.ndenumerate(confusion):
+            c.text(j, i, n, ha="center", va="center", color="white" if n > confusion.max() / 2 else "black")
+        c.set(title=f"confusion matrix, {kept}", xlabel="predicted", ylabel="true", xticks=range(len(labels)),
+              yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
+    elif metrics["problem_type"] == MULTI:
+        c.barh(labels, [metrics["per_label"][name]["f1"] for name in labels])
+        c.set(title=f"F1 per label, {kept}", xlabel="F1", xlim=(0, 1))
+    else:
+        true, predicted = scorer.numbers()
+        c.scatter(true, predicted, s=8, alpha=0.5)
+        c.plot([true.min(), true.max()], [true.min(), true.max()], color="gray")
+        c.set(title=f"predicted against true, {kept}", xlabel=f"true {labels[0]}", ylabel="predicted")
     fig.tight_layout()
     fig.savefig(path, format="png")
 
 
 def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir, precision):
-    labels = metrics["confusion_matrix"]["labels"]
+    problem, labels = metrics["problem_type"], metrics["labels"]
     pairs = "text_pair" in examples.column_names
     texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
         else list(examples["text"])
-    predicted = labels_of(texts, model, tokenizer, metrics["max_length"], precision)
-    width = max(map(len, labels))
-    print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: accuracy "
-          f"{metrics['eval_accuracy']:.4f} ({score_text(metrics)}) on {cfg.eval_size} {metrics['data']['eval_split']}"
-          f" rows{kept_text(metrics)}")
-    for text, true, p in zip(texts, examples["label"], predicted):
-        print(f"  {'ok   ' if p == labels[true] else 'wrong'} predicted {p:<{width}} true {labels[true]:<{width}} "
+    predicted = labels_of(texts, model, tokenizer, metrics["max_length"], precision, problem, cfg.threshold)
+    true = [shown_label(problem, labels, label) for label in examples["label"]]
+    width = max(map(len, predicted + true))
+    print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: "
+          f"{headline_text(metrics)} on {cfg.eval_size} {metrics['data']['eval_split']} rows{kept_text(metrics)}")
+    for text, t, p in zip(texts, true, predicted):
+        verdict = "     " if problem == REGRESSION else "ok   " if p == t else "wrong"
+        print(f"  {verdict} predicted {p:<{width}} true {t:<{width}} "
               f"\"{shortened(' | '.join(text.values()) if pairs else text)}\"")
     print(f"adapter:  {adapter_dir}/\nmetrics:  {cfg.output_dir}/metrics.json, {cfg.output_dir}/training_curves.png\n"
           f"load it, with its label names:\n  from peft import AutoPeftModelForSequenceClassification\n"
@@ -976,17 +1160,33 @@ def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir, precisi
           f"{'=' * 72}")
 
 
-def labels_of(texts, model, tokenizer, max_length, precision):
-    """The class names the model gives texts (or text pairs), as it evaluated them: in eval mode (no dropout), in
-    its precision."""
+def shown_label(problem, labels, label):
+    """A label as a person reads it: the class's name, the names of the labels given (or none), or the number."""
+    if problem == SINGLE:
+        return labels[label]
+    if problem == MULTI:
+        return ", ".join(name for name, on in zip(labels, label) if on) or "none"
+    return f"{label:.3g}"
+
+
+def labels_of(texts, model, tokenizer, max_length, precision, problem=SINGLE, threshold=0.5):
+    """What the model says of texts (or text pairs), as shown_label shows a label, as it evaluated them: in eval mode
+    (no dropout), in its precision."""
     import torch
     from transformers import pipeline
     model.eval()
     # the peft model's inner transformers model carries the LoRA layers and the trained head
     classify = pipeline("text-classification", model=model.get_base_model(), tokenizer=tokenizer,
-                        device=model.device, truncation=True, max_length=max_length)
+                        device=model.device, truncation=True, max_length=max_length, top_k=None,
+                        function_to_apply={SINGLE: "softmax", MULTI: "sigmoid", REGRESSION: "none"}[problem])
+    labels = list(model.config.id2label.values())
     with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        return [p["label"] for p in classify(texts)]
+        said = [{p["label"]: p["score"] for p in found} for found in classify(texts)]
+    if problem == SINGLE:
+        return [labels[max(range(len(labels)), key=lambda i: scores[labels[i]])] for scores in said]
+    if problem == MULTI:
+        return [shown_label(MULTI, labels, [scores[name] > threshold for name in labels]) for scores in said]
+    return [shown_label(REGRESSION, labels, scores[labels[0]]) for scores in said]
 
 
 def shortened(text, width=60):

@@ -5,6 +5,7 @@ No test needs the network: train.py runs offline on local copies, and only real_
 set that has no local copy.
 """
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -232,3 +233,23 @@ def tiny_decoder(tmp_path_factory):
         torch.manual_seed(0)
         LlamaForSequenceClassification(config).save_pretrained(str(folder))
     return str(built_once(tmp_path_factory, "tiny-llama", build))
+
+
+def news_mixtures(ag_news, folder, sizes=(("train", 1200), ("test", 400)), seed=0):
+    """Texts of one to three real AG News items joined, from the data set's own splits, as folder/SPLIT.jsonl: topics
+    (the list of the topics in it: several labels per text) and sports_share (the share of its items that are
+    Sports: a number per text)."""
+    from datasets import load_dataset
+    news, rng = load_dataset(ag_news), random.Random(seed)
+    names = news["train"].features["label"].names
+    os.makedirs(folder, exist_ok=True)
+    for split, n in sizes:
+        table = news[split]
+        with open(os.path.join(folder, f"{split}.jsonl"), "w") as f:
+            for _ in range(n):
+                items = [table[i] for i in rng.sample(range(len(table)), rng.randint(1, 3))]
+                topics = [names[item["label"]] for item in items]
+                f.write(json.dumps({"text": " ".join(item["text"] for item in items),
+                                    "topics": sorted(set(topics), key=names.index),
+                                    "sports_share": topics.count("Sports") / len(topics)}) + "\n")
+    return str(folder)

@@ -60,11 +60,42 @@ def test_a_transposed_matrix_is_caught():
     assert (swapped["precision"], swapped["recall"]) == pytest.approx((1 / 4, 1 / 2))
 
 
+def test_several_labels_per_text_counted_by_hand():
+    """Three texts, three labels; logits above 0 (probability above 0.5) are the labels given."""
+    from transformers import EvalPrediction
+    true = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]], dtype=np.float32)
+    logits = np.array([[2.0, -1.0, 3.0], [1.0, 2.0, -2.0], [3.0, -3.0, -1.0]])  # given: {0, 2}, {0, 1}, {0}
+    scorer = train.Scores(train.MULTI, ["a", "b", "c"], 0.5)
+    got = scorer(EvalPrediction(predictions=logits, label_ids=true))
+    # text-label pairs: right a, c (text 1), b (2), a (3); a given to text 2 wrongly; b of text 3 missed
+    assert (got["micro_precision"], got["micro_recall"], got["micro_f1"]) == pytest.approx((4 / 5, 4 / 5, 4 / 5))
+    # per label: a P 2/3 R 1, b P 1 R 1/2, c P 1 R 1
+    f1 = [2 * (2 / 3) / (2 / 3 + 1), 2 * (1 / 2) / (1 + 1 / 2), 1.0]
+    assert got["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert got["exact_match"] == pytest.approx(1 / 3)  # only the first text has all its labels right
+    report = scorer.report()["per_label"]
+    assert [report[n]["support"] for n in "abc"] == [2, 2, 1]
+    # a higher threshold gives fewer labels: at 0.9 (logit 2.2) only the 3.0s remain
+    strict = train.Scores(train.MULTI, ["a", "b", "c"], 0.9)(EvalPrediction(predictions=logits, label_ids=true))
+    assert strict["micro_precision"] == 1.0 and strict["micro_recall"] == pytest.approx(2 / 5)
+
+
+def test_number_scores_worked_out_by_hand():
+    true = np.array([1.0, 2.0, 3.0, 4.0])
+    got = train.number_scores(true, np.array([1.5, 2.0, 2.5, 5.0]))  # errors 0.5, 0, -0.5, 1
+    assert got["rmse"] == pytest.approx((1.5 / 4) ** 0.5) and got["mae"] == pytest.approx(0.5)
+    assert got["r2"] == pytest.approx(1 - 1.5 / 5)  # squared errors 1.5 against 5 around the mean 2.5
+    assert got["spearman"] == pytest.approx(1.0)  # the same order
+    assert train.number_scores(true, np.array([4.0, 3.0, 2.0, 1.0]))["spearman"] == pytest.approx(-1.0)
+    assert train.ranks(np.array([10.0, 20.0, 10.0, 5.0])).tolist() == [2.5, 4.0, 2.5, 1.0]  # ties share
+
+
 def test_the_trainer_gets_scalars_only():
     """Trackers take numbers: a dict or a matrix among the scores is dropped, with a warning at every evaluation."""
     from transformers import EvalPrediction
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
-    scores = train.Scores(["Negative", "Positive"])(EvalPrediction(predictions=logits, label_ids=np.array([0, 0, 1])))
+    scores = train.Scores(train.SINGLE, ["Negative", "Positive"], 0.5)(
+        EvalPrediction(predictions=logits, label_ids=np.array([0, 0, 1])))
     assert scores["accuracy"] == pytest.approx(1 / 3)
     assert all(isinstance(v, (int, float)) for v in scores.values()), scores
 
@@ -87,18 +118,25 @@ def test_labels_are_the_values_the_data_holds(values, names, ids):
     data = label_rows(values)
     cfg = settings("--label_names", "x=y", "--train_size", str(len(values)))
     subsets = {"train": ("train", len(values)), "eval": ("train", 0), "validation": (None, 0)}
-    rows, labels = train.as_text_and_class_id({"train": data["train"], "eval": data["train"].select([]),
-                                               "validation": None}, data, cfg, subsets)
-    assert labels == names
+    rows, labels, problem = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+                                                      "validation": None}, data, cfg, subsets)
+    assert (labels, problem) == (names, train.SINGLE)
     assert rows["train"]["label"] == ids
 
 
 def test_label_1s_scores_need_two_classes(capsys):
-    data = label_rows(["World", "Sports", "Business", "Sci/Tech"] * 3)
-    subsets = {"train": ("train", 12), "eval": ("train", 0), "validation": (None, 0)}
-    rows = {"train": data["train"], "eval": data["train"].select([]), "validation": None}
-    err = refusal(capsys, train.as_text_and_class_id, rows, data, settings("--best_metric", "f1"), subsets)
+    err = refusal(capsys, train.best_metric, settings("--best_metric", "f1"), train.SINGLE, ["a", "b", "c", "d"])
     assert "label 1's score, for two classes; with 4 use macro_f1" in err
+    assert train.best_metric(settings("--best_metric", "f1"), train.SINGLE, ["a", "b"]) == "f1"
+
+
+@pytest.mark.parametrize("problem, auto, other", [("single_label_classification", "accuracy", "rmse"),
+                                                  ("multi_label_classification", "micro_f1", "accuracy"),
+                                                  ("regression", "rmse", "macro_f1")])
+def test_best_metric_auto_is_the_problems_headline(capsys, problem, auto, other):
+    assert train.best_metric(settings(), problem, ["a", "b"]) == auto
+    err = refusal(capsys, train.best_metric, settings("--best_metric", other), problem, ["a", "b"])
+    assert f"--best_metric {other!r} is not a score of" in err
 
 
 def test_subsets_from_one_split_never_overlap():

@@ -55,8 +55,8 @@ def test_run_leaves_checkpoints_adapter_metrics_and_card(train):
     assert metrics["config"]["train_size"] == 200 and metrics["config"]["eval_size"] == 100
     # the other settings are the constants' defaults
     defaults = {"group_by_length": True, "attention_dropout": 0.0, "hidden_dropout": 0.0, "mixed_precision": "auto",
-                "target_modules": ["q_lin"], "text_column": ["text"], "label_column": "label",
-                "label_names": ["neg=Negative", "pos=Positive"], "num_epochs": 2, "best_metric": "accuracy",
+                "target_modules": ["q_lin"], "text_column": ["text"], "label_column": ["label"],
+                "label_names": ["neg=Negative", "pos=Positive"], "num_epochs": 2, "best_metric": "auto",
                 "early_stopping_patience": None, "class_weights": [], "report_to": "none", "validation_size": 100}
     assert {k: metrics["config"][k] for k in defaults} == defaults
 
@@ -120,7 +120,7 @@ def bad_datasets(tmp_path_factory):
     for name, table in {"one_label": {"text": rows["text"], "label": [1] * 50},
                         "empty_text": {"text": rows["text"][:7] + ["  "] + rows["text"][8:], "label": rows["label"]},
                         "missing_label": {"text": rows["text"], "label": rows["label"][:9] + [None] + rows["label"][10:]},
-                        "float_label": {"text": rows["text"], "label": [0.5] * 50}}.items():
+                        "bool_label": {"text": rows["text"], "label": [i % 3 == 0 for i in range(50)]}}.items():
         for split in ("train", "test"):
             os.makedirs(root / name, exist_ok=True)
             datasets.Dataset.from_dict(table).to_parquet(str(root / name / f"{split}-00000-of-00001.parquet"))
@@ -163,7 +163,7 @@ def test_bad_flags_are_refused(train, flags, words):
     ("one_label", ["all 20 training rows", "'1'", "two classes"]),
     ("empty_text", ["1 rows of split 'train'", "empty or missing", "row 7"]),
     ("missing_label", ["1 rows of split 'train'", "row 9"]),
-    ("float_label", ["--label_column 'label'", "class names or integer ids"]),
+    ("bool_label", ["--label_column 'label'", "holds bool", "class names or integer ids"]),
 ])
 def test_bad_datasets_are_refused(train, bad_datasets, name, words):
     assert_refused(*train("--dataset_name", str(bad_datasets / name), "--train_size", "20", "--eval_size", "20"), *words)
@@ -294,7 +294,7 @@ def test_help_gives_every_setting_its_comment_and_default():
     from conftest import ROOT
     entries = help_entries(os.path.join(ROOT, "train.py"))
     for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "['text']"),
-                          ("--label_column", "label"), ("--eval_split", "test"), ("--train_size", "1000"),
+                          ("--label_column", "['label']"), ("--eval_split", "test"), ("--train_size", "1000"),
                           ("--group_by_length", "True"), ("--mixed_precision", "auto"), ("--label_names", "['neg=Negative")):
         assert f"(default: {default}" in entries[flag], (flag, entries[flag])
     assert all("(default: " in help for help in entries.values()), entries
