@@ -11,6 +11,8 @@ Input: texts as arguments, a file (.txt: one text a line; .csv, .jsonl, .parquet
 adapter was trained on) or standard input (one text a line). --output FILE (.csv, .jsonl, .parquet) gets every input
 row, in order, with its columns, the predicted label, its probability and one probability per class; without it,
 one line a text. An input holding the label column is also scored: accuracy, F1, confusion matrix (FILE.metrics.json).
+An adapter for several labels per text gives every label whose probability passes its THRESHOLD (and one probability
+column per label); one for a number per text gives the number.
 The model runs as train.py evaluated it: same MAX_LENGTH, same precision rule, same evaluation batch size.
 The base model named in adapter_config.json is loaded first (--base_model points to a local copy instead).
 """
@@ -71,6 +73,8 @@ else:  # written before training.json: train.py's defaults then, and the class n
     facts = {"text_column": ["text"], "label_column": "label", "max_length": 512, "mixed_precision": "auto",
              "labels": [by_id[str(i)] for i in range(len(by_id))] if by_id else None}
 names = facts["labels"]  # None only for an adapter without labels.json: the base model's config names them
+problem = facts.get("problem_type", "single_label_classification")
+several, number = problem == "multi_label_classification", problem == "regression"
 text_columns = cfg.text_column or facts["text_column"]
 if len(text_columns) > 2:
     fail(f"--text_column takes one column, or two for a pair of texts; got {' '.join(text_columns)}")
@@ -80,7 +84,17 @@ if cfg.text_column and os.path.exists(facts_path) and len(cfg.text_column) != le
          f"({trained}); give --text_column {len(facts['text_column'])} column(s)")
 pairs = len(text_columns) == 2
 max_length = cfg.max_length or facts["max_length"]
-new_columns = ["predicted", "probability"] + [f"probability_{name}" for name in names or []]
+
+
+def columns_added(names):
+    """What the output adds to each row: the label and its probability, and one probability per class; the labels
+    given and one probability per label; or the number."""
+    if number:
+        return ["predicted"]
+    return ["predicted"] + ([] if several else ["probability"]) + [f"probability_{name}" for name in names or []]
+
+
+new_columns = columns_added(names)
 
 # -- check the input and the output before loading anything -----------------------------------------------
 for flag in ("batch_size", "max_length"):
@@ -225,7 +239,7 @@ def set_names(classes):
     names = classes
     label_ids = {name: i for i, name in enumerate(names)}
     numbered = all(name.lstrip("-").isdigit() for name in names)
-    new_columns = ["predicted", "probability"] + [f"probability_{name}" for name in names]
+    new_columns = columns_added(names)
 
 
 if names is not None:
@@ -239,7 +253,8 @@ if not cfg.merge:
                 fail(f"{cfg.file!r} has no column {column!r} (it has {', '.join(map(str, columns)) or 'none'}); set "
                      f"{'--label_column' if column == cfg.label_column else '--text_column'}")
         label_column = cfg.label_column or facts["label_column"]
-        scored = kind in TABLES and label_column in columns
+        # scores are computed for one class per text; the other kinds are labelled, not scored
+        scored = kind in TABLES and label_column in columns and not (several or number)
         if clash := [c for c in new_columns if c in columns]:
             fail(f"the input already has a column {clash[0]!r}, which the output adds; rename it")
         if output and scored and os.path.exists(metrics_path) and not cfg.overwrite:
@@ -278,7 +293,8 @@ try:
     base = AutoModelForSequenceClassification.from_pretrained(
         base_name, trust_remote_code=cfg.trust_remote_code,
         **({"num_labels": len(names), "id2label": dict(enumerate(names)),
-            "label2id": {v: k for k, v in enumerate(names)}, "ignore_mismatched_sizes": True} if names else {}),
+            "label2id": {v: k for k, v in enumerate(names)}, "ignore_mismatched_sizes": True,
+            "problem_type": problem} if names else {}),
         # a decoder's classifier reads the last token before the padding: train.py gave it the padding token it lacked
         **({"pad_token_id": facts["pad_token_id"]} if facts.get("pad_token_id") is not None else {}))
     # trainable, as in training: fit_to_the_chip below then casts the frozen weights alone, as train.py's did
@@ -326,7 +342,8 @@ def probabilities(texts):
         batch = tokenizer(*([texts[i][k] for i in ids] for k in range(len(text_columns))), truncation=True,
                           max_length=max_length, padding=True, pad_to_multiple_of=pad_to, return_tensors="pt")
         with torch.inference_mode(), autocast:
-            result[ids] = model(**batch.to(device)).logits.float().softmax(-1).cpu().numpy()
+            logits = model(**batch.to(device)).logits.float()
+            result[ids] = (logits if number else logits.sigmoid() if several else logits.softmax(-1)).cpu().numpy()
         bar.update(len(ids))
     return result
 
@@ -397,14 +414,20 @@ try:
         rows_done += len(chunk)
         if scored:
             np.add.at(confusion, ([label for _, label in checked], best), 1)
+        given = [[i for i, x in enumerate(q) if x > facts.get("threshold", 0.5)] for q in p] if several else None
         if output:
-            write([row | {"predicted": names[b], "probability": round(float(q[b]), 6)}
-                   | {column: round(float(x), 6) for column, x in zip(new_columns[2:], q)}
-                   for (_, row), b, q in zip(chunk, best, p)], chunk[0][0])
+            write([row | ({"predicted": round(float(q[0]), 6)} if number else
+                          {"predicted": ", ".join(names[i] for i in g)} if several else
+                          {"predicted": names[b], "probability": round(float(q[b]), 6)})
+                   | ({} if number else {f"probability_{name}": round(float(x), 6) for name, x in zip(names, q)})
+                   for (_, row), b, q, g in zip(chunk, best, p, given or p)], chunk[0][0])
         else:
-            shown = (" ".join(" | ".join(texts).split()) for texts, _ in checked)
-            tqdm.write("\n".join(f"{names[b]:<{width}}  {q[b]:.3f}  {s[:70] + ('...' if len(s) > 70 else '')}"
-                                 for b, q, s in zip(best, p, shown)), file=sys.stdout)
+            shown = [" ".join(" | ".join(texts).split()) for texts, _ in checked]
+            said = [f"{q[0]:<{width}.4g}" if number else
+                    ", ".join(f"{names[i]} {q[i]:.3f}" for i in g) or "(none)" if several else
+                    f"{names[b]:<{width}}  {q[b]:.3f}" for b, q, g in zip(best, p, given or p)]
+            tqdm.write("\n".join(f"{w}  {s[:70] + ('...' if len(s) > 70 else '')}" for w, s in zip(said, shown)),
+                       file=sys.stdout)
     if rows_done == 0:
         fail("no texts given: pass them as arguments, with --file, or on standard input")
     for f in (writer if suffix == ".parquet" else None, out):
