@@ -253,8 +253,11 @@ if not cfg.merge:
                 fail(f"{cfg.file!r} has no column {column!r} (it has {', '.join(map(str, columns)) or 'none'}); set "
                      f"{'--label_column' if column == cfg.label_column else '--text_column'}")
         label_column = cfg.label_column or facts["label_column"]
-        # scores are computed for one class per text; the other kinds are labelled, not scored
+        # scores are computed for one class per text; the other kinds are labelled, not scored (said below)
         scored = kind in TABLES and label_column in columns and not (several or number)
+        if kind in TABLES and label_column in columns and not scored:
+            print(f"predict.py: column {label_column!r} is not scored: scoring is for one class per text, and this "
+                  f"adapter gives {'several labels' if several else 'a number'} per text", file=sys.stderr)
         if clash := [c for c in new_columns if c in columns]:
             fail(f"the input already has a column {clash[0]!r}, which the output adds; rename it")
         if output and scored and os.path.exists(metrics_path) and not cfg.overwrite:
@@ -373,7 +376,8 @@ if output:
         schema = None  # a parquet input's own types; else those of the first chunk
         if kind == ".parquet":
             schema = pq.read_schema(cfg.file).remove_metadata()  # datasets' metadata would not list the new columns
-            for column, kind_of in zip(new_columns, [pa.string()] + [pa.float64()] * (len(new_columns) - 1)):
+            for column, kind_of in zip(new_columns, [pa.float64() if number else pa.string()]
+                                       + [pa.float64()] * (len(new_columns) - 1)):
                 schema = schema.append(pa.field(column, kind_of))
     else:
         out = open(partial, "w", encoding="utf-8", newline="")

@@ -26,7 +26,7 @@ DATASET_NAME = "stanfordnlp/imdb"       # a Hub name, a local folder, or one .pa
 TRAIN_SPLIT = "train"                   # split the training rows are drawn from
 EVAL_SPLIT = "test"                     # split the evaluation rows come from (none such: validation, else TRAIN_SPLIT)
 TEXT_COLUMN = ["text"]                  # column holding the text; two columns: a pair of texts, such as question answer
-LABEL_COLUMN = ["label"]                # the class (a name or an id), a list of labels, or a number; several 0/1 columns
+LABEL_COLUMN = ["label"]                # the class (name or id), a list of labels, or a number; or several 0/1 columns
 PROBLEM_TYPE: Literal["auto", "single_label", "multi_label", "regression"] = "auto"  # auto: from LABEL_COLUMN's values
 LABEL_NAMES = ["neg=Negative", "pos=Positive"]  # how to show the data's label names, as data=shown
 TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for training
@@ -41,7 +41,7 @@ TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA matrices: 
 LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # passes over the training rows; evaluation and a checkpoint after each
-BEST_METRIC = "auto"                    # the epoch kept is the best at this; auto: accuracy, micro_f1, rmse (by problem)
+BEST_METRIC = "auto"                    # the epoch kept is the best at it; auto: accuracy, micro_f1 or rmse by problem
 THRESHOLD = 0.5                         # several labels per text: a label is given where its probability passes this
 EARLY_STOPPING_PATIENCE: int | None = None  # stop after this many epochs without a better BEST_METRIC; None: off
 CLASS_WEIGHTS: list[str] = []           # loss weight per class (or label): balanced (inverse frequency), or numbers
@@ -389,8 +389,11 @@ def as_the_run_started(cfg):
         assert isinstance(was, dict) and started["precision"] in ("bf16", "fp16", "no")
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
+    if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
+        was = was | {"label_column": [was["label_column"]]}
     changed = [k for k in now if k not in FREE_ON_RESUME and k in was and was[k] != now[k]
-               and not (k == "mixed_precision" and now[k] in ("auto", started["precision"]))]
+               and not (k == "mixed_precision" and now[k] in ("auto", started["precision"]))
+               and not (k == "best_metric" and {was[k], now[k]} == {"auto", "accuracy"} and "problem_type" not in was)]
     if changed:
         fail("--resume goes on with the run's own settings, and these differ: "
              + ", ".join(f"--{k} {now[k]} (the run's: {was[k]})" for k in changed)
@@ -490,8 +493,8 @@ def load_table(name):
 
 def check_data(data, cfg, subsets):
     """Refuse missing splits and columns, empty rows and subsets larger than their split, naming what is there."""
+    import pyarrow as pa
     import pyarrow.compute as pc
-    from datasets import ClassLabel
     if cfg.train_split not in data:
         fail(f"dataset {cfg.dataset_name!r} has no split {cfg.train_split!r} (it has {', '.join(data)})")
     splits = dict.fromkeys(split for split, _ in subsets.values() if split)
@@ -504,12 +507,13 @@ def check_data(data, cfg, subsets):
         table = data[split].with_format("arrow")
         empty = pc.is_null(table[cfg.label_column[0]])
         for column in cfg.label_column:
-            # a row without a label: null, blank, not a number, or ClassLabel's -1 (no label, as in SST-2's test split)
-            label, kind = table[column], str(table[column].type)
-            empty = pc.or_kleene(empty, pc.or_kleene(pc.is_null(label), (
-                pc.equal(pc.utf8_trim_whitespace(label), "") if kind.endswith("string")
-                else pc.less(label, 0) if isinstance(data[split].features[column], ClassLabel)
-                else pc.is_nan(label) if kind.startswith(("float", "double", "halffloat")) else pc.is_null(label))))
+            label, kind, feature = table[column], str(table[column].type), data[split].features[column]
+            if kind.startswith(("list", "large_list")):  # a list holding a null, a blank or a -1 id
+                bad = set(pc.filter(pc.list_parent_indices(label), pc.fill_null(missing(
+                    pc.list_flatten(label), getattr(feature, "feature", None)), True)).to_pylist())
+                empty = pc.or_kleene(empty, pa.array([i in bad for i in range(len(label))]))
+            empty = pc.or_kleene(empty, pc.is_null(label) if kind.startswith(("list", "large_list"))
+                                 else missing(label, feature))
         for column in cfg.text_column:
             text = table[column]
             if not str(text.type).endswith("string"):
@@ -524,6 +528,18 @@ def check_data(data, cfg, subsets):
             fail(f"{flags[0][0]} {total} is larger than the {split!r} split, which has {len(data[split])} rows"
                  if len(flags) == 1 else f"{' + '.join(f for f, _ in flags)} = {total}, but split {split!r} of "
                  f"{cfg.dataset_name!r} has {len(data[split])} rows")
+
+
+def missing(values, feature):
+    """Which values are no label: null, blank, not a finite number, or ClassLabel's -1 (as in SST-2's test split)."""
+    import pyarrow.compute as pc
+    from datasets import ClassLabel
+    kind = str(values.type)
+    return pc.or_kleene(pc.is_null(values), (
+        pc.equal(pc.utf8_trim_whitespace(values), "") if kind.endswith("string")
+        else pc.less(values, 0) if isinstance(feature, ClassLabel)
+        else pc.invert(pc.is_finite(values)) if kind.startswith(("float", "double", "halffloat"))
+        else pc.is_null(values)))
 
 
 def draw(data, subsets, seed):
@@ -554,6 +570,15 @@ def as_text_and_target(rows, data, cfg, subsets):
     features = [rows["train"].features[c] for c in columns]
     listed = isinstance(features[0], (List, Sequence))
     inner = features[0].feature if listed else features[0]
+    flags = [isinstance(f, Value) and f.dtype.startswith(("int", "uint", "bool", "float", "double")) for f in features]
+    if len(columns) > 1 and not all(flags):
+        fail(f"--label_column {' '.join(columns)}: several label columns each hold 0 or 1 (does the text have that "
+             f"label?); {columns[flags.index(False)]!r} holds {features[flags.index(False)]}")
+    if listed and cfg.problem_type == "single_label":
+        fail(f"--label_column {columns[0]!r} holds lists: several labels per text; drop --problem_type single_label")
+    if cfg.problem_type == "multi_label" and not listed and len(columns) == 1:
+        fail(f"--problem_type multi_label needs a column of lists of labels, or several 0/1 columns; "
+             f"--label_column {columns[0]!r} holds one value per text")
     number = not isinstance(inner, ClassLabel) and inner.dtype.startswith(("float", "double", "int", "uint", "bool"))
     problem = {"single_label": SINGLE, "multi_label": MULTI, "regression": REGRESSION}.get(cfg.problem_type) or (
         MULTI if listed or len(columns) > 1 else REGRESSION if number and inner.dtype.startswith(("float", "double"))
@@ -561,9 +586,9 @@ def as_text_and_target(rows, data, cfg, subsets):
     if problem == REGRESSION and (listed or len(columns) > 1 or not number):
         fail(f"--problem_type regression needs one column of numbers; --label_column {' '.join(columns)} holds "
              f"{'lists' if listed else 'several columns' if len(columns) > 1 else inner.dtype}")
-    if problem != REGRESSION and not (listed or isinstance(inner, ClassLabel) or inner.dtype.startswith(
-            ("string", "large_string", "int", "uint", "bool") if problem == MULTI else ("string", "large_string", "int",
-                                                                                         "uint"))):
+    names_or_ids = ("string", "large_string", "int", "uint") + (("bool",) if problem == MULTI else ())
+    if problem != REGRESSION and len(columns) == 1 and not (
+            listed or isinstance(inner, ClassLabel) or inner.dtype.startswith(names_or_ids)):
         fail(f"--label_column {' '.join(columns)!r} holds {inner.dtype}; it must hold class names or integer ids "
              f"(a list of them, several 0/1 columns, or --problem_type regression for numbers)")
     if problem == SINGLE and len(columns) > 1:
@@ -696,13 +721,14 @@ def check_target_modules(model, cfg):
 
 def give_a_padding_token(tokenizer, config, cfg):
     """A batch of texts of several lengths is padded, and a decoder's classifier reads the last token before the
-    padding: a tokenizer without a padding token pads with its end-of-text token, and the model is told which."""
+    padding: a tokenizer without a padding token pads with its end-of-text token, and the model is told which (also
+    where its config named another). Returns whether the model's padding token is not its base config's."""
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             fail(f"model {cfg.model_name!r}: its tokenizer has no padding token and no end-of-text token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
-    added, config.pad_token_id = config.pad_token_id is None, tokenizer.pad_token_id
-    return added
+    base_pad, config.pad_token_id = config.pad_token_id, tokenizer.pad_token_id
+    return base_pad != config.pad_token_id  # the base config says otherwise: whoever loads the adapter must be told
 
 
 # ---- processes and devices --------------------------------------------------------------------------------
@@ -925,7 +951,8 @@ def number_scores(true, predicted):
         return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
 
     return {"rmse": float(np.sqrt((error ** 2).mean())), "mae": float(np.abs(error).mean()),
-            "r2": float(1 - (error ** 2).sum() / max(((true - true.mean()) ** 2).sum(), 1e-12)),
+            "r2": float(1 - (error ** 2).sum() / spread) if (spread := ((true - true.mean()) ** 2).sum()) > 0
+            else float((error == 0).all()),  # one true value for all: 1 if each is hit exactly, else 0
             "pearson": correlation(true, predicted), "spearman": correlation(ranks(true), ranks(predicted))}
 
 

@@ -381,3 +381,67 @@ def test_gpt2s_conv1d_layers_and_all_linear_are_targets(capsys):
     train.check_target_modules(gpt2, settings("--target_modules", "all-linear"))
     err = refusal(capsys, train.check_target_modules, gpt2, settings("--target_modules", "q_lin"))
     assert "c_attn" in err and "all-linear" in err
+
+
+def read_labels(table, *flags):
+    """check_data then as_text_and_target on an in-memory table, all of it drawn for training."""
+    from datasets import Dataset, DatasetDict
+    data = DatasetDict({"train": Dataset.from_dict(table)})
+    cfg = settings("--train_size", str(len(table["text"])), *flags)
+    subsets = {"train": ("train", len(table["text"])), "eval": ("train", 0), "validation": (None, 0)}
+    train.check_data(data, cfg, subsets)
+    return train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]), "validation": None},
+                                    data, cfg, subsets)
+
+
+def test_the_kind_of_problem_is_read_from_the_labels():
+    text = ["one", "two", "three", "four"]
+    rows, labels, problem = read_labels({"text": text, "tags": [["b", "a"], [], ["c"], ["a"]]}, "--label_column", "tags")
+    assert (problem, labels) == (train.MULTI, ["a", "b", "c"])
+    assert rows["train"]["label"] == [[1, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]]
+    rows, labels, problem = read_labels({"text": text, "x": [1.0, 0.0, 1.0, 0.0], "y": [0, 1, 1, 0]},
+                                        "--label_column", "x", "y")  # 0/1 columns, floats or integers
+    assert (problem, labels) == (train.MULTI, ["x", "y"]) and rows["train"]["label"][2] == [1, 1]
+    rows, labels, problem = read_labels({"text": text, "share": [0.5, 0.0, 1.0, 0.25]}, "--label_column", "share")
+    assert (problem, labels) == (train.REGRESSION, ["share"]) and rows["train"]["label"] == [0.5, 0.0, 1.0, 0.25]
+    rows, _, problem = read_labels({"text": text, "stars": [1, 5, 3, 5]}, "--label_column", "stars",
+                                   "--problem_type", "regression")
+    assert problem == train.REGRESSION and rows["train"]["label"] == [1.0, 5.0, 3.0, 5.0]
+
+
+@pytest.mark.parametrize("table, flags, words", [
+    ({"tags": [["a"], [None], ["b"], ["a"]]}, ["--label_column", "tags"], "empty or missing text or label; the first is row 1"),
+    ({"tags": [["a"], [" "], ["b"], ["a"]]}, ["--label_column", "tags"], "the first is row 1"),
+    ({"share": [0.5, float("inf"), 1.0, 0.0]}, ["--label_column", "share"], "the first is row 1"),
+    ({"tags": [["a"], ["b"], ["b"], ["a"]]}, ["--label_column", "tags", "--problem_type", "single_label"],
+     "holds lists"),
+    ({"label": ["a", "b", "b", "a"]}, ["--problem_type", "multi_label"], "holds one value per text"),
+    ({"x": [0, 1, 1, 0], "y": ["a", "b", "a", "b"]}, ["--label_column", "x", "y"], "'y' holds"),
+    ({"x": [0, 1, 2, 0], "y": [1, 0, 1, 0]}, ["--label_column", "x", "y"], "--label_column 'x' holds [0, 1, 2]"),
+    ({"label": [0, 1, 1, 0]}, ["--threshold", "1"], "--threshold must be between 0 and 1"),
+])
+def test_labels_that_fit_no_kind_are_refused_in_one_line(capsys, table, flags, words):
+    table = {"text": ["one", "two", "three", "four"], **table}
+    if "--threshold" in flags:
+        err = refusal(capsys, train.check_settings, settings("--output_dir", "outputs/x", *flags))
+    else:
+        err = refusal(capsys, read_labels, table, *flags)
+    assert words in err, err
+
+
+def test_r2_stays_finite_when_every_true_value_is_the_same():
+    same = np.array([2.0, 2.0, 2.0])
+    assert train.number_scores(same, np.array([1.0, 2.0, 3.0]))["r2"] == 0.0
+    assert train.number_scores(same, same.copy())["r2"] == 1.0
+
+
+def test_a_padding_token_other_than_the_base_configs_is_reported(tiny_decoder, tiny_model):
+    """A decoder whose config names a padding token its tokenizer lacks: the model pads with the end-of-text token,
+    and whoever loads the adapter must be told, or batches of several lengths are misread."""
+    from types import SimpleNamespace as NS
+    from transformers import AutoTokenizer
+    tokenizer, config = AutoTokenizer.from_pretrained(tiny_decoder), NS(pad_token_id=5)
+    assert train.give_a_padding_token(tokenizer, config, settings()) is True
+    assert config.pad_token_id == tokenizer.pad_token_id == tokenizer.eos_token_id != 5
+    config = NS(pad_token_id=0)
+    assert train.give_a_padding_token(AutoTokenizer.from_pretrained(tiny_model), config, settings()) is False
