@@ -22,11 +22,13 @@ def start_train(tiny_model, tiny_imdb, out, *flags, output=None):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def wait_for(path, proc, timeout=120):
+def wait_for(checkpoint, proc, timeout=120):
+    """Until the checkpoint is whole: its trainer_state.json, written last, exists from its open and reads only once
+    written (a stop between the two leaves no checkpoint to resume from)."""
     deadline = time.time() + timeout
-    while not os.path.exists(path):
+    while not whole(checkpoint):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() < deadline, f"{path} never appeared"
+        assert time.time() < deadline, f"{checkpoint} never appeared"
         time.sleep(0.02)
 
 
@@ -94,7 +96,7 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
 
     out = str(tmp_path / "stopped")
     proc = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3")
-    wait_for(os.path.join(out, "checkpoint-50", "trainer_state.json"), proc)  # epoch 1 of 3 saved
+    wait_for(os.path.join(out, "checkpoint-50"), proc)  # epoch 1 of 3 saved
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in stderr, stderr[-3000:]
