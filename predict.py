@@ -337,13 +337,16 @@ autocast = torch.autocast(device, dtype=torch.float16 if precision == "fp16" els
 
 def probabilities(texts):
     """Class probabilities of each text (a list of one or two strings), in batches of similar length: a sorted
-    chunk pads little, and padding does not change a text's logits."""
-    order = sorted(range(len(texts)), key=lambda i: sum(map(len, texts[i])))
+    chunk pads little, and padding does not change a text's logits. The chunk is tokenized in one call, as train.py
+    tokenizes its rows before evaluating, and each batch only padded."""
+    encoded = tokenizer(*([t[k] for t in texts] for k in range(len(text_columns))), truncation=True,
+                        max_length=max_length)
+    order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
     result = np.empty((len(texts), len(names)), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         ids = order[start:start + batch_size]
-        batch = tokenizer(*([texts[i][k] for i in ids] for k in range(len(text_columns))), truncation=True,
-                          max_length=max_length, padding=True, pad_to_multiple_of=pad_to, return_tensors="pt")
+        batch = tokenizer.pad({key: [values[i] for i in ids] for key, values in encoded.items()},
+                              pad_to_multiple_of=pad_to, return_tensors="pt")
         with torch.inference_mode(), autocast:
             logits = model(**batch.to(device)).logits.float()
             result[ids] = (logits if number else logits.sigmoid() if several else logits.softmax(-1)).cpu().numpy()
