@@ -417,22 +417,27 @@ def go_offline_without_hub(timeout=3.0):
     """Without a reachable Hub, from_pretrained and load_dataset retry for about a minute and end in a traceback.
     Offline mode makes them use the local cache or fail at once, which load_or_fail turns into one line. The probe
     takes the road huggingface_hub would: HF_ENDPOINT's host and port, through the proxy that HTTPS_PROXY,
-    HTTP_PROXY, ALL_PROXY and NO_PROXY name for it. A road it cannot test (a SOCKS proxy) leaves the script online."""
-    if os.environ.get("HF_HUB_OFFLINE", ""):
-        return
+    HTTP_PROXY, ALL_PROXY and NO_PROXY name for it."""
+    if not os.environ.get("HF_HUB_OFFLINE", "") and not hub_reachable(timeout):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def hub_reachable(timeout=3.0):
+    """Whether the Hub answers within timeout seconds, by the road huggingface_hub would take. A road this cannot
+    test (a SOCKS proxy, TLS to the proxy itself, an HF_ENDPOINT that is no URL) counts as reachable."""
     import base64
     import http.client
     import urllib.request
     from urllib.parse import unquote, urlparse
     hub = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     if not hub.hostname:  # not a URL: the library that reads it says so
-        return
+        return True
     port = hub.port or (443 if hub.scheme == "https" else 80)
     proxy = None if urllib.request.proxy_bypass_environment(hub.hostname) else \
         urllib.request.getproxies_environment().get(hub.scheme) or urllib.request.getproxies_environment().get("all")
     proxy = urlparse(proxy if proxy is None or "://" in proxy else f"http://{proxy}") if proxy else None
     if proxy and proxy.scheme != "http":  # SOCKS, or TLS to the proxy itself: no simple test, so stay online
-        return
+        return True
     reached = []
 
     def probe():  # getaddrinfo has no timeout of its own, so the probe runs in a thread we stop waiting for
@@ -454,8 +459,7 @@ def go_offline_without_hub(timeout=3.0):
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout)
-    if not reached:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    return bool(reached)
 
 
 def is_local(name):
@@ -920,13 +924,17 @@ class Scores:
 def label_scores(true, predicted):
     """Several labels per text: micro scores (every text-label pair counts once), macro (the mean over labels), and
     the share of texts whose labels are all exactly right."""
-    tp, fp, fn = ((true & predicted).sum(), (~true & predicted).sum(), (true & ~predicted).sum())
-    precision, recall, f1 = (a.tolist() for a in pr_f1((true & predicted).sum(0), (~true & predicted).sum(0),
-                                                       (true & ~predicted).sum(0)))
-    micro = [float(v) for v in pr_f1(tp, fp, fn)]
-    return {"micro_f1": micro[2], "macro_f1": sum(f1) / len(f1), "micro_precision": micro[0], "micro_recall": micro[1],
-            "macro_precision": sum(precision) / len(precision), "macro_recall": sum(recall) / len(recall),
+    counts = label_counts(true, predicted)
+    precision, recall, f1 = pr_f1(*counts)
+    micro = [float(v) for v in pr_f1(*(c.sum() for c in counts))]
+    return {"micro_f1": micro[2], "macro_f1": float(f1.mean()), "micro_precision": micro[0], "micro_recall": micro[1],
+            "macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()),
             "exact_match": float((true == predicted).all(1).mean())}
+
+
+def label_counts(true, predicted):
+    """Per label: texts given it rightly, given it wrongly, and missing it (true and predicted: 0/1 per text)."""
+    return (true & predicted).sum(0), (~true & predicted).sum(0), (true & ~predicted).sum(0)
 
 
 def pr_f1(tp, fp, fn):
@@ -936,9 +944,7 @@ def pr_f1(tp, fp, fn):
 
 
 def per_label(true, predicted, labels):
-    precision, recall, f1 = pr_f1((true & predicted).sum(0), (~true & predicted).sum(0), (true & ~predicted).sum(0))
-    return {name: {"precision": p, "recall": r, "f1": f, "support": s} for name, p, r, f, s in
-            zip(labels, precision.tolist(), recall.tolist(), f1.tolist(), true.sum(0).tolist())}
+    return by_name(labels, *pr_f1(*label_counts(true, predicted)), true.sum(0))
 
 
 def number_scores(true, predicted):
@@ -994,8 +1000,13 @@ def scores(confusion):
 
 
 def per_class(confusion, labels):
+    return by_name(labels, *precision_recall_f1(confusion), confusion.sum(1))
+
+
+def by_name(labels, precision, recall, f1, support):
+    """Per-class (or per-label) scores as metrics.json shows them: by name."""
     return {name: {"precision": p, "recall": r, "f1": f, "support": s} for name, p, r, f, s in
-            zip(labels, *(a.tolist() for a in precision_recall_f1(confusion)), confusion.sum(1).tolist())}
+            zip(labels, precision.tolist(), recall.tolist(), f1.tolist(), support.tolist())}
 
 
 def epoch_table(epochs, losses, prefix):

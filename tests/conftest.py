@@ -9,10 +9,8 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 from filelock import FileLock
@@ -136,29 +134,15 @@ def minilm(tmp_path_factory):
     return str(built_once(tmp_path_factory, "minilm-as-distilbert", build) / "model")
 
 
-def hub_reachable(timeout=3.0):
-    """Whether the Hub answers within seconds; getaddrinfo has no timeout of its own, so it runs in a thread."""
-    reached = []
-
-    def probe():
-        with contextlib.suppress(OSError):
-            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-            reached.append(True)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(reached)
-
-
 def copy_from_hub(hub_name, folder):
     """Save the Hub copy's train and test splits as folder/data, through load_dataset and its cache; nothing when it
     cannot be had. In a child process, because the libraries read offline mode once, at import: without a reachable
     Hub the child reads only the cache, and fails at once rather than after a minute of retries."""
+    import train
     env = dict(os.environ)
     offline = any(env.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
                   for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    if not (offline or hub_reachable()):
+    if not (offline or train.hub_reachable()):  # train.py's probe: the Hub, through the user's proxy
         env["HF_HUB_OFFLINE"] = "1"
     # written to folder/partial and renamed: folder/data is whole or absent
     code = ("import os, sys; from datasets import load_dataset; data = load_dataset(sys.argv[1]); "

@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT
 from safetensors.torch import load_file
 from test_train import files_digest
+from train import whole  # a checkpoint counts once its trainer_state.json, written last, reads
 
 
 def start_train(tiny_model, tiny_imdb, out, *flags, output=None):
@@ -142,14 +143,6 @@ def stops(proc, every=0.01):
         yield
         os.kill(proc.pid, signal.SIGCONT)
         time.sleep(every)
-
-
-def whole(checkpoint):
-    """As train.py decides it: the Trainer writes trainer_state.json last."""
-    try:
-        return bool(json.load(open(os.path.join(checkpoint, "trainer_state.json"))))
-    except (OSError, ValueError):
-        return False
 
 
 def assert_whole_or_absent(out):
