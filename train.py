@@ -13,11 +13,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
-import threading
 import time
 from typing import Literal
+
+from textlora import Refused, tables
+from textlora.hub import go_offline_without_hub, hub_reachable  # noqa: F401 (the tests' probe too)
+from textlora.labels import AS_THEY_ARE, MULTI, PROBLEM_NAMES, REGRESSION, SINGLE, from_data
 
 # -----------------------------------------------------------------------------
 # Every setting is also a flag, its name in lower case: --model_name, --train_size, ... (python train.py --help)
@@ -60,6 +62,15 @@ TRUST_REMOTE_CODE = False               # run Python code shipped with a Hub mod
 # -----------------------------------------------------------------------------
 
 
+def tokenize(batch, tokenizer, max_length):
+    """How texts become tokens, for training, evaluation and predict.py alike: two text columns are a pair (the
+    tokenizer's separator, the longer one truncated first); padding happens per batch."""
+    encoded = tokenizer(*(batch[c] for c in ("text", "text_pair") if c in batch), truncation=True,
+                        max_length=max_length)
+    encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # batches of similar length, without a pass
+    return encoded
+
+
 def main():
     cfg = read_settings()  # the constants above, with the flags given on the command line
     main_process = rank_zero()  # rank 0 (or the only process) alone prints and writes results
@@ -69,7 +80,7 @@ def main():
 
         # -- 1. data: seeded random subsets for training, evaluation and, with several epochs, validation ---
         data = load_or_fail("dataset", cfg.dataset_name, "--dataset_name", "cannot be read",
-                            lambda: load_table(cfg.dataset_name))
+                            lambda: tables.read(cfg.dataset_name))
         eval_split = next((s for s in (cfg.eval_split, "validation") if s in data), cfg.train_split)
         validation_split = ("validation" if "validation" in data and eval_split != "validation"
                             and len(data["validation"]) else cfg.train_split) if keep_best else None
@@ -79,11 +90,16 @@ def main():
                                   else min(cfg.validation_size, len(data[validation_split])))}
         check_data(data, cfg, subsets)
         # the kind of problem is decided here, once, from the labels: one class, several labels, or a number per text
-        rows, labels, problem = as_text_and_target(draw(data, subsets, cfg.seed), data, cfg, subsets)
+        rows, codec, why = as_text_and_target(draw(data, subsets, cfg.seed), data, cfg, subsets)
+        labels, problem = codec.names, codec.problem
         best = best_metric(cfg, problem, labels)
         class_weights = loss_weights(cfg, rows["train"], labels, problem)  # None: every class weighs the same
+        drawn = digest(rows)  # --resume refuses data that changed under the same name
+        if started and started.get("rows_digest", drawn) != drawn:
+            fail(f"--resume: the rows drawn from {cfg.dataset_name!r} are not the run's (the data changed since it "
+                 f"started); start over with --overwrite_output_dir")
         if main_process:
-            print(data_line(cfg, subsets, labels, problem, class_weights))
+            print(data_line(cfg, subsets, codec, why, class_weights))
 
         # -- 2. tokenize once, within the model's reach, with the fast tokenizer; padding happens per batch ---
         from transformers import AutoConfig, AutoTokenizer
@@ -98,18 +114,15 @@ def main():
         max_length = within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails or crashes
         padding_added = give_a_padding_token(tokenizer, config, cfg)  # decoders (GPT-2, Llama, Qwen) lack one
 
-        def tokenize(batch):  # two text columns are a pair: the tokenizer's separator, the longer one truncated first
-            encoded = tokenizer(*(batch[c] for c in text_columns(cfg)), truncation=True, max_length=max_length)
-            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # batches of similar length, without a pass
-            return encoded
-
-        tokenized = {name: r.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc=f"tokenize {name}")
+        tokenized = {name: r.map(tokenize, batched=True, remove_columns=text_columns(cfg), desc=f"tokenize {name}",
+                                 fn_kwargs={"tokenizer": tokenizer, "max_length": max_length})
                      for name, r in rows.items() if r is not None}
 
         # -- 3. the model, wrapped in LoRA; the new classification head trains in full -------------------
         import transformers
         from peft import LoraConfig, TaskType, get_peft_model
-        from transformers import AutoModelForSequenceClassification
+
+        from textlora import inference
 
         transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values
         for keys, value in ((("attention_dropout", "attention_probs_dropout_prob"), cfg.attention_dropout),
@@ -118,7 +131,7 @@ def main():
                 if hasattr(config, key):
                     setattr(config, key, value)
         # A saved head with another number of classes (a model tuned for 2, data with 4) is replaced by a fresh one.
-        model, loading = load_or_fail(*model_error, lambda: AutoModelForSequenceClassification.from_pretrained(
+        model, loading = load_or_fail(*model_error, lambda: inference.load_model(
             base_name, config=config, ignore_mismatched_sizes=True, output_loading_info=True, trust_remote_code=remote))
         check_target_modules(model, cfg)
         head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
@@ -131,15 +144,19 @@ def main():
             print(model_line(model, cfg, head, labels, loading, max_length))
 
     # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, TrainingArguments
+
+    from textlora.inference import Trainer  # transformers' own, evaluating rows in the order given (sorted by length)
 
     device = device_type()
     # a resumed run goes on in the precision it started in, not in one measured again
     precision, speed = (started["precision"], started["speed"]) if started else \
         choose_precision(cfg.mixed_precision, device, main_process)
-    pad_to = fit_to_the_chip(model, device, precision)
+    pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
+    # Rows are evaluated sorted by length, as predict.py labels them, so that both run the same batches.
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
-    choose_on = {"validation": tokenized["validation"]} if keep_best else tokenized["eval"]
+    eval_rows = inference.by_length(tokenized["eval"])[0]
+    choose_on = {"validation": inference.by_length(tokenized["validation"])[0]} if keep_best else eval_rows
     scorer = Scores(problem, labels, cfg.threshold)
     args = TrainingArguments(
         output_dir=cfg.output_dir,
@@ -163,17 +180,18 @@ def main():
         restore_callback_states_from_checkpoint=True,  # early stopping counts on across a resume
     )
     trainer = Trainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=choose_on,
-                      data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
+                      data_collator=inference.PadWithin(tokenizer, limit=max_length, multiple=pad_to),
                       processing_class=tokenizer, compute_metrics=scorer,
                       compute_loss_func=weighted_loss(class_weights, problem) if class_weights else None,
-                      callbacks=[EarlyStoppingCallback(cfg.early_stopping_patience)]
-                      if keep_best and cfg.early_stopping_patience else [])
+                      callbacks=[log_at_epoch_end()] + ([EarlyStoppingCallback(cfg.early_stopping_patience)]
+                                                     if keep_best and cfg.early_stopping_patience else []))
 
     if main_process:
         if cfg.overwrite_output_dir:
             remove_earlier_run(cfg.output_dir)  # asked for: no old checkpoint mixes with the new ones
         write_atomically(os.path.join(cfg.output_dir, RUN_RECORD), lambda path: write_text(path, json.dumps(
-            {"settings": vars(cfg), "precision": precision, "speed": speed}, indent=2)))  # what --resume goes on with
+            {"settings": vars(cfg), "precision": precision, "speed": speed, "rows_digest": drawn,
+             "processes": args.world_size}, indent=2)))  # what --resume goes on with
         print(f"training on {args.device} in {precision_text(precision, speed)}, {args.world_size} process(es): "
               f"{cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
               + (f", resuming from {resume_from} in the precision the run started in" if resume_from else ""))
@@ -182,7 +200,7 @@ def main():
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with
         # the training, and a score logged now would open another.
-        reported = trainer.predict(tokenized["eval"], metric_key_prefix="eval").metrics \
+        reported = trainer.predict(eval_rows, metric_key_prefix="eval").metrics \
             if keep_best or scorer.last is None else None
     wall = time.time() - start
     leave_processes()  # the work of the others is done; rank 0 writes the results alone
@@ -205,7 +223,7 @@ def main():
                        "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
         "rows": rows_text(cfg, subsets),
         "class_weights": class_weights,
-        "train_loss": result.training_loss,
+        "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
         "train_runtime_s": result.metrics["train_runtime"],
         "train_reviews_per_s": result.metrics["train_samples_per_second"],
         "eval_runtime_s": final["eval_runtime"],
@@ -228,7 +246,7 @@ def main():
         tokenizer.save_pretrained(path)
         write_text(os.path.join(path, "README.md"), card)
         write_text(os.path.join(path, "labels.json"), json.dumps(dict(enumerate(labels))))  # the base config lacks them
-        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, labels, precision, metrics),
+        write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, codec, precision, metrics),
                                                                    indent=2))
 
     write_atomically(os.path.join(cfg.output_dir, "training_curves.png"),
@@ -238,8 +256,9 @@ def main():
                      lambda path: write_text(path, json.dumps(metrics, indent=2)))  # its presence marks a finished run
 
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
-    print_summary(cfg, metrics, model, tokenizer, rows["eval"].select(range(min(3, cfg.eval_size))), adapter_dir,
-                  precision)
+    examples = range(min(3, cfg.eval_size))
+    print_summary(cfg, metrics, codec, rows["eval"].select(examples),
+                  inference.logits_of(trainer, tokenized["eval"].select(examples)), adapter_dir)
 
 
 # ---- settings and flags ---------------------------------------------------------------------------------
@@ -286,8 +305,14 @@ def check_settings(cfg):
     for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
         if not 0 <= getattr(cfg, name) < 1:
             fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
-    if any("=" not in pair for pair in cfg.label_names):
-        fail(f"--label_names takes data=shown pairs, such as neg=Negative; got {' '.join(cfg.label_names)}")
+    if cfg.label_names != [AS_THEY_ARE] and any("=" not in pair for pair in cfg.label_names):
+        fail(f"--label_names takes data=shown pairs, such as neg=Negative, or {AS_THEY_ARE} to show the data's own "
+             f"names; got {' '.join(cfg.label_names)}")
+    if cfg.seed < 0:
+        fail(f"--seed must be 0 or more, got {cfg.seed}")
+    for name in ("learning_rate", "lora_alpha"):
+        if not getattr(cfg, name) > 0:
+            fail(f"--{name} must be more than 0, got {getattr(cfg, name)}")
     if not 1 <= len(cfg.text_column) <= 2:
         fail(f"--text_column takes one column, or two for a pair of texts; got {' '.join(cfg.text_column) or 'none'}")
     known = ["auto", *dict.fromkeys(sum(SCORES.values(), ()))]
@@ -394,6 +419,9 @@ def as_the_run_started(cfg):
     changed = [k for k in now if k not in FREE_ON_RESUME and k in was and was[k] != now[k]
                and not (k == "mixed_precision" and now[k] in ("auto", started["precision"]))
                and not (k == "best_metric" and {was[k], now[k]} == {"auto", "accuracy"} and "problem_type" not in was)]
+    if started.get("processes", processes()) != processes():
+        fail(f"--resume: the run started with {started['processes']} process(es) and this one has {processes()}; the "
+             f"Trainer would skip other rows than the run trained on: resume with {started['processes']}")
     if changed:
         fail("--resume goes on with the run's own settings, and these differ: "
              + ", ".join(f"--{k} {now[k]} (the run's: {was[k]})" for k in changed)
@@ -411,56 +439,41 @@ def whole(checkpoint):
         return False
 
 
+def digest(rows):
+    """A fingerprint of the drawn rows' texts and labels: the same name can hold other data by the time of a resume."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, r in rows.items():
+        if r is not None:
+            h.update(name.encode())
+            for column in r.column_names:
+                for chunk in r.with_format("arrow").data.column(column).chunks:
+                    h.update(str(chunk.to_pylist()).encode())
+    return h.hexdigest()
+
+
+def log_at_epoch_end():
+    """A loss log at each epoch's end, where the checkpoint is saved: the logged losses then cover every step up to
+    any checkpoint, so the run's mean loss can be had from them after a resume (run_loss)."""
+    from transformers import TrainerCallback
+
+    class LogAtEpochEnd(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            control.should_log = True
+    return LogAtEpochEnd()
+
+
+def run_loss(log, steps):
+    """The mean training loss over all the run's steps: each logged loss is the mean over the steps since the one
+    before. The Trainer's own training_loss covers only this process's steps, so it is 0 or partial after a resume."""
+    total, last = 0.0, 0
+    for h in log:
+        if "loss" in h:
+            total, last = total + h["loss"] * (h["step"] - last), h["step"]
+    return total / max(steps, 1)
+
+
 # ---- loading: Hub names or local copies -----------------------------------------------------------------
-
-def go_offline_without_hub(timeout=3.0):
-    """Without a reachable Hub, from_pretrained and load_dataset retry for about a minute and end in a traceback.
-    Offline mode makes them use the local cache or fail at once, which load_or_fail turns into one line. The probe
-    takes the road huggingface_hub would: HF_ENDPOINT's host and port, through the proxy that HTTPS_PROXY,
-    HTTP_PROXY, ALL_PROXY and NO_PROXY name for it."""
-    if not os.environ.get("HF_HUB_OFFLINE", "") and not hub_reachable(timeout):
-        os.environ["HF_HUB_OFFLINE"] = "1"
-
-
-def hub_reachable(timeout=3.0):
-    """Whether the Hub answers within timeout seconds, by the road huggingface_hub would take. A road this cannot
-    test (a SOCKS proxy, TLS to the proxy itself, an HF_ENDPOINT that is no URL) counts as reachable."""
-    import base64
-    import http.client
-    import urllib.request
-    from urllib.parse import unquote, urlparse
-    hub = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    if not hub.hostname:  # not a URL: the library that reads it says so
-        return True
-    port = hub.port or (443 if hub.scheme == "https" else 80)
-    proxy = None if urllib.request.proxy_bypass_environment(hub.hostname) else \
-        urllib.request.getproxies_environment().get(hub.scheme) or urllib.request.getproxies_environment().get("all")
-    proxy = urlparse(proxy if proxy is None or "://" in proxy else f"http://{proxy}") if proxy else None
-    if proxy and proxy.scheme != "http":  # SOCKS, or TLS to the proxy itself: no simple test, so stay online
-        return True
-    reached = []
-
-    def probe():  # getaddrinfo has no timeout of its own, so the probe runs in a thread we stop waiting for
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if proxy and hub.scheme == "https":  # the proxy opens a tunnel to the Hub (CONNECT), as for any request
-                connection = http.client.HTTPConnection(proxy.hostname, proxy.port or 80, timeout=timeout)
-                login = f"{unquote(proxy.username or '')}:{unquote(proxy.password or '')}".encode()
-                connection.set_tunnel(f"[{hub.hostname}]" if ":" in hub.hostname else hub.hostname, port,
-                                      headers={"Proxy-Authorization": "Basic " + base64.b64encode(login).decode()}
-                                      if proxy.username else None)
-                connection.connect()
-                connection.close()
-            elif proxy:  # a plain-http endpoint goes to the proxy as a request, with no tunnel: the proxy must answer
-                socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout).close()
-            else:
-                socket.create_connection((hub.hostname, port), timeout=timeout).close()
-            reached.append(True)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(reached)
-
 
 def is_local(name):
     return (os.path.exists(name) or name.startswith((".", "/", "~"))
@@ -482,15 +495,6 @@ def load_or_fail(what, name, flag, problem, load):
     except Exception as e:  # the libraries raise a different type for each way a name can be wrong
         fail(not_found(what, name, flag) if not os.path.exists(name)
              else f"{what} {name!r} {problem}: {str(e).splitlines()[0]}")
-
-
-def load_table(name):
-    """load_dataset on a Hub name or a folder; one .parquet/.csv/.jsonl file is one table, which it calls "train"."""
-    from datasets import load_dataset
-    if os.path.isfile(name):
-        kind = os.path.splitext(name)[1][1:]
-        return load_dataset({"jsonl": "json"}.get(kind, kind), data_files=name)
-    return load_dataset(name)
 
 
 # ---- data checks and labels -----------------------------------------------------------------------------
@@ -562,71 +566,26 @@ def draw(data, subsets, seed):
 
 
 def as_text_and_target(rows, data, cfg, subsets):
-    """The drawn rows as text and label, the label names as shown, and the kind of problem, read from the labels:
-    - one class per text (single_label_classification): a ClassLabel's names, else the distinct values in sorted
-      order (strings, or integers as they are: stars 1..5 are five classes named 1 to 5); the label is a class id;
-    - several labels per text (multi_label_classification): a column of lists of names or ids, or several 0/1
-      columns, one per label (named by them); the label is one 0/1 value per label name;
-    - a number per text (regression): a column of floats, or any numbers with PROBLEM_TYPE regression."""
+    """The drawn rows as text and label, the label codec (textlora/labels.py: the kind of problem, the data's values,
+    their ids and shown names), and in words why that kind was chosen."""
+    import pyarrow.compute as pc
     from datasets import ClassLabel, List, Sequence, Value
     splits = dict.fromkeys(split for split, _ in subsets.values() if split)  # every split's values: the same names
     columns = cfg.label_column
     features = [rows["train"].features[c] for c in columns]
     listed = isinstance(features[0], (List, Sequence))
-    inner = features[0].feature if listed else features[0]
-    flags = [isinstance(f, Value) and f.dtype.startswith(("int", "uint", "bool", "float", "double")) for f in features]
-    if len(columns) > 1 and not all(flags):
-        fail(f"--label_column {' '.join(columns)}: several label columns each hold 0 or 1 (does the text have that "
-             f"label?); {columns[flags.index(False)]!r} holds {features[flags.index(False)]}")
-    if listed and cfg.problem_type == "single_label":
-        fail(f"--label_column {columns[0]!r} holds lists: several labels per text; drop --problem_type single_label")
-    if cfg.problem_type == "multi_label" and not listed and len(columns) == 1:
-        fail(f"--problem_type multi_label needs a column of lists of labels, or several 0/1 columns; "
-             f"--label_column {columns[0]!r} holds one value per text")
-    number = not isinstance(inner, ClassLabel) and inner.dtype.startswith(("float", "double", "int", "uint", "bool"))
-    problem = {"single_label": SINGLE, "multi_label": MULTI, "regression": REGRESSION}.get(cfg.problem_type) or (
-        MULTI if listed or len(columns) > 1 else REGRESSION if number and inner.dtype.startswith(("float", "double"))
-        else SINGLE)
-    if problem == REGRESSION and (listed or len(columns) > 1 or not number):
-        fail(f"--problem_type regression needs one column of numbers; --label_column {' '.join(columns)} holds "
-             f"{'lists' if listed else 'several columns' if len(columns) > 1 else inner.dtype}")
-    names_or_ids = ("string", "large_string", "int", "uint") + (("bool",) if problem == MULTI else ())
-    if problem != REGRESSION and len(columns) == 1 and not (
-            listed or isinstance(inner, ClassLabel) or inner.dtype.startswith(names_or_ids)):
-        fail(f"--label_column {' '.join(columns)!r} holds {inner.dtype}; it must hold class names or integer ids "
-             f"(a list of them, several 0/1 columns, or --problem_type regression for numbers)")
-    if problem == SINGLE and len(columns) > 1:
-        fail(f"--label_column: several columns ({', '.join(columns)}) are several labels per text; drop "
-             f"--problem_type single_label")
 
-    def values(column):  # the distinct values over the splits drawn from, a list's items counted one by one
-        import pyarrow.compute as pc
-        columns = [data[s].data.column(column) for s in splits]
-        return set().union(*(pc.unique(pc.list_flatten(c) if listed else c).to_pylist() for c in columns))
+    def distinct(column):  # over the splits drawn from, a list's items counted one by one
+        parts = [data[s].data.column(column) for s in splits]
+        return list(set().union(*(pc.unique(pc.list_flatten(c) if listed else c).to_pylist() for c in parts)))
 
-    if problem == REGRESSION:
-        names = [columns[0]]
-    elif len(columns) > 1:
-        names = list(columns)
-        if bad := next((c for c in columns if not values(c) <= {0, 1}), None):
-            fail(f"--label_column {bad!r} holds {sorted(values(bad))[:5]}: with several label columns each holds 0 "
-                 f"or 1 (does the text have that label?)")
-    else:
-        names = inner.names if isinstance(inner, ClassLabel) else [str(v) for v in sorted(values(columns[0]))]
-    to_id = {name: i for i, name in enumerate(names)}
+    codec, why = from_data(features, columns, distinct, cfg.problem_type, cfg.label_names)
 
     def target(batch):  # the label as the model's loss takes it
-        if problem == REGRESSION:
-            return {"label": [float(v) for v in batch[columns[0]]]}
-        if len(columns) > 1:
-            return {"label": [[float(v) for v in row] for row in zip(*(batch[c] for c in columns))]}
-        key = (lambda v: v) if isinstance(inner, ClassLabel) else (lambda v: to_id[str(v)])
-        if problem == MULTI:  # ids of a ClassLabel list are positions already; names and plain ids are looked up
-            return {"label": [[float(i in {key(v) for v in row}) for i in range(len(names))]
-                              for row in batch[columns[0]]]}
-        return {"label": [key(v) for v in batch[columns[0]]]}
+        return {"label": [codec.encode(cells) for cells in zip(*(batch[c] for c in columns))]}
 
-    kind = {REGRESSION: Value("float32"), MULTI: List(Value("float32")), SINGLE: ClassLabel(names=names)}[problem]
+    kind = {REGRESSION: Value("float32"), MULTI: List(Value("float32")),
+            SINGLE: ClassLabel(names=codec.names)}[codec.problem]
     for name, r in rows.items():
         if r is not None:
             features = r.select_columns(cfg.text_column).features.copy()
@@ -634,11 +593,10 @@ def as_text_and_target(rows, data, cfg, subsets):
             r = r.map(target, batched=True, remove_columns=[c for c in r.column_names if c not in cfg.text_column],
                       features=features, desc=f"labels {name}")
             rows[name] = r.rename_columns(dict(zip(cfg.text_column, text_columns(cfg))))
-    if problem == SINGLE and len(set(rows["train"]["label"])) < 2:
-        fail(f"all {cfg.train_size} training rows drawn have the label {names[rows['train'][0]['label']]!r}: a "
-             f"classifier needs at least two classes; check --label_column, or draw more rows (--train_size)")
-    shown = dict(pair.split("=", 1) for pair in cfg.label_names)
-    return rows, [shown.get(n, n) for n in names], problem
+    if codec.problem == SINGLE and len(set(rows["train"]["label"])) < 2:
+        fail(f"all {cfg.train_size} training rows drawn have the label {codec.names[rows['train'][0]['label']]!r}: "
+             f"a classifier needs at least two classes; check --label_column, or draw more rows (--train_size)")
+    return rows, codec, why
 
 
 def best_metric(cfg, problem, labels):
@@ -748,6 +706,11 @@ def device_type():
     return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
 
 
+def processes():
+    """How many processes train together (WORLD_SIZE under a launcher), readable before they have joined."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def local_rank_zero():
     """The first process on this machine (LOCAL_RANK 0), or the only process."""
     return os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) == "0"
@@ -836,21 +799,6 @@ def matmul_gflops(dtype, n=512, seconds=0.05):
     return 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9
 
 
-def fit_to_the_chip(model, device, precision):
-    """On a CPU in bf16, two things the fp32 path and GPUs do not need. The frozen linear weights are cast to bf16
-    once, not by autocast at every step (it caches no cast of a weight that needs no gradient); the math is the same,
-    and the LoRA matrices and the head stay in fp32. And batch lengths are padded to a multiple of 32 (returned): the
-    CPU's bf16 kernels keep code and memory for every shape they meet, so without it memory grows with the number of
-    distinct lengths, that is with the data (bench/README.md)."""
-    import torch
-    if device != "cpu" or precision != "bf16":
-        return None
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad:
-            module.to(torch.bfloat16)
-    return 32
-
-
 def eval_batch_size(device, precision):
     """64 on a GPU. On a CPU, 4, except in bf16 on one with AMX tiles, whose kernels fill up only on bigger batches:
     the rule fits every kind of CPU measured so far (bench/README.md)."""
@@ -872,8 +820,6 @@ def precision_text(precision, speed):
 
 # ---- the three kinds of problem: one class per text, several labels per text, a number per text ---------------
 
-SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
-PROBLEM_NAMES = {SINGLE: "one class per text", MULTI: "several labels per text", REGRESSION: "a number per text"}
 # The scores of each, its headline (BEST_METRIC's auto) first; f1, precision and recall are label 1's, for two classes.
 SCORES = {SINGLE: ("accuracy", "macro_f1", "macro_precision", "macro_recall", "f1", "precision", "recall", "loss"),
           MULTI: ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_precision", "macro_recall",
@@ -1029,10 +975,11 @@ def rows_text(cfg, subsets):
             "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
 
 
-def adapter_facts(cfg, labels, precision, metrics):
-    """What predict.py needs to label texts as this run evaluated them: the columns, the length, the precision, and
-    the padding token a decoder's base config lacks."""
-    return {"text_column": cfg.text_column, "labels": labels, "problem_type": metrics["problem_type"],
+def adapter_facts(cfg, codec, precision, metrics):
+    """What predict.py needs to label texts as this run evaluated them: the columns, the labels (the data's values,
+    ids and shown names), the length, the precision, and the padding token a decoder's base config lacks."""
+    return {"text_column": cfg.text_column, "labels": codec.names, "problem_type": codec.problem,
+            "label_codec": codec.to_json(),
             "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
             "threshold": cfg.threshold, "max_length": metrics["max_length"], "mixed_precision": cfg.mixed_precision,
             "evaluated_in": precision, "pad_token_id": metrics["pad_token_id_added"]}
@@ -1041,9 +988,26 @@ def adapter_facts(cfg, labels, precision, metrics):
 def within_reach(max_length, config, tokenizer):
     """MAX_LENGTH, lowered to what the model takes: its position embeddings, and its tokenizer's limit where it has
     one (RoBERTa's embeddings have 514 positions and take 512 tokens)."""
-    limits = [getattr(config, key, None) for key in ("max_position_embeddings", "n_positions")]
+    reserved = reserved_positions(config)
+    limits = [getattr(config, key, None) and getattr(config, key) - reserved
+              for key in ("max_position_embeddings", "n_positions")]
     limits.append(tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None)  # none: 1e30
     return min([max_length, *(n for n in limits if n)])
+
+
+def reserved_positions(config):
+    """Encoders in RoBERTa's style (RoBERTa, XLM-R, CamemBERT, ...) number positions from padding_idx + 1: that
+    many of their positions never hold a token. They are the models whose code has create_position_ids_from_input_ids."""
+    import importlib
+    import inspect
+    name = str(getattr(config, "model_type", "")).replace("-", "_")
+    try:
+        module = importlib.import_module(f"transformers.models.{name}.modeling_{name}")
+    except ImportError:  # remote code, or no such module: nothing known to reserve
+        return 0
+    offset = hasattr(module, "create_position_ids_from_input_ids") or any(
+        hasattr(c, "create_position_ids_from_input_ids") for _, c in inspect.getmembers(module, inspect.isclass))
+    return (config.pad_token_id or 0) + 1 if offset else 0
 
 
 def versions():
@@ -1053,8 +1017,9 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def data_line(cfg, subsets, labels, problem, class_weights):
+def data_line(cfg, subsets, codec, why, class_weights):
     (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
+    labels, shown = codec.names, codec.shown_classes()
     source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
     if eval_split != cfg.eval_split:
         also = " or 'validation'" if eval_split != "validation" else ""
@@ -1062,9 +1027,10 @@ def data_line(cfg, subsets, labels, problem, class_weights):
     chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
     return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
             f"evaluation" + (f", {validation_size} from {chooser} to choose the epoch kept" if validation_split
-                             else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(labels)}",
-                                                MULTI: f"{len(labels)} labels, several per text: {', '.join(labels)}",
-                                                REGRESSION: f"a number per text: {labels[0]}"}[problem]
+                             else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
+                                                MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
+                                                REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
+            + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
 
@@ -1080,7 +1046,8 @@ def kept_text(metrics):
 
 def model_line(model, cfg, head, labels, loading, max_length):
     trainable, total = model.get_nb_trainable_parameters()
-    saved = sorted({saved_shape[0] for _, saved_shape, _ in loading["mismatched_keys"]})
+    saved = sorted({saved_shape[0] for name, saved_shape, _ in loading["mismatched_keys"]
+                    if name.split(".")[0] in head and name.endswith("weight")})  # the head's outputs, as saved
     lora = [n for n, m in model.named_modules() if hasattr(m, "lora_A") and "modules_to_save" not in n]
     found = sorted({n.split(".")[-1] for n in lora})
     return (f"model: LoRA on {len(lora)} layers ({', '.join(found)}) + head {', '.join(head)} trained in full: "
@@ -1096,7 +1063,9 @@ def headline_text(metrics, prefix="eval_"):
     shown = {SINGLE: ("accuracy", "f1" if len(labels) == 2 else "macro_f1"), MULTI: ("micro_f1", "macro_f1",
                                                                                       "exact_match"),
              REGRESSION: ("rmse", "mae", "spearman")}[problem]
-    words = lambda key: key.replace("_", " ").replace("rmse", "RMSE").replace("mae", "MAE").replace("f1", "F1")
+    # with two classes, F1 is the second class's (id 1): it is named
+    words = lambda key: f"F1 of {labels[1]}" if key == "f1" else \
+        key.replace("_", " ").replace("rmse", "RMSE").replace("mae", "MAE").replace("f1", "F1")
     return (f"{words(shown[0])} {metrics[prefix + shown[0]]:.4f} ("
             + ", ".join(f"{words(k).replace('spearman', 'Spearman')} {metrics[prefix + k]:.4f}" for k in shown[1:])
             + ")")
@@ -1177,16 +1146,22 @@ def save_curves(path, metrics, losses, scorer):
     fig.savefig(path, format="png")
 
 
-def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir, precision):
-    problem, labels = metrics["problem_type"], metrics["labels"]
+def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
+    """The score and on which rows, three evaluation rows as the model labels them (through the one inference path,
+    textlora/inference.py, as predict.py would), and how to use the adapter."""
+    from textlora.inference import decided
+    problem = codec.problem
     pairs = "text_pair" in examples.column_names
     texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
         else list(examples["text"])
-    predicted = labels_of(texts, model, tokenizer, metrics["max_length"], precision, problem, cfg.threshold)
-    true = [shown_label(problem, labels, label) for label in examples["label"]]
+    predicted = [codec.shown(p) for p in decided(logits, problem, cfg.threshold)]
+    true = [codec.shown(label) for label in examples["label"]]
     width = max(map(len, predicted + true))
+    data = metrics["data"]
+    where = (f"{data['eval_split']!r}" if data["eval_split"] != data["train_split"]
+             else f"{data['eval_split']!r} held out (none trained on)")
     print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: "
-          f"{headline_text(metrics)} on {cfg.eval_size} {metrics['data']['eval_split']} rows{kept_text(metrics)}")
+          f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{kept_text(metrics)}")
     for text, t, p in zip(texts, true, predicted):
         verdict = "     " if problem == REGRESSION else "ok   " if p == t else "wrong"
         print(f"  {verdict} predicted {p:<{width}} true {t:<{width}} "
@@ -1196,35 +1171,6 @@ def print_summary(cfg, metrics, model, tokenizer, examples, adapter_dir, precisi
           f"  {load_code(metrics, adapter_dir)}\n"
           f"or predict: {predict_example(texts[0], adapter_dir)}\n"
           f"{'=' * 72}")
-
-
-def shown_label(problem, labels, label):
-    """A label as a person reads it: the class's name, the names of the labels given (or none), or the number."""
-    if problem == SINGLE:
-        return labels[label]
-    if problem == MULTI:
-        return ", ".join(name for name, on in zip(labels, label) if on) or "none"
-    return f"{label:.3g}"
-
-
-def labels_of(texts, model, tokenizer, max_length, precision, problem=SINGLE, threshold=0.5):
-    """What the model says of texts (or text pairs), as shown_label shows a label, as it evaluated them: in eval mode
-    (no dropout), in its precision."""
-    import torch
-    from transformers import pipeline
-    model.eval()
-    # the peft model's inner transformers model carries the LoRA layers and the trained head
-    classify = pipeline("text-classification", model=model.get_base_model(), tokenizer=tokenizer,
-                        device=model.device, truncation=True, max_length=max_length, top_k=None,
-                        function_to_apply={SINGLE: "softmax", MULTI: "sigmoid", REGRESSION: "none"}[problem])
-    labels = list(model.config.id2label.values())
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        said = [{p["label"]: p["score"] for p in found} for found in classify(texts)]
-    if problem == SINGLE:
-        return [labels[max(range(len(labels)), key=lambda i: scores[labels[i]])] for scores in said]
-    if problem == MULTI:
-        return [shown_label(MULTI, labels, [scores[name] > threshold for name in labels]) for scores in said]
-    return [shown_label(REGRESSION, labels, scores[labels[0]]) for scores in said]
 
 
 def shortened(text, width=60):
@@ -1271,4 +1217,7 @@ def remove(path):
 
 if __name__ == "__main__":
     go_offline_without_hub()
-    main()
+    try:
+        main()
+    except Refused as e:
+        fail(str(e))

@@ -1,0 +1,83 @@
+"""Tables: a data set or one .csv/.jsonl/.parquet file read in one place, through datasets, so that a cell means the
+same value in train.py and predict.py (a CSV's `007` is 7 and its `NA` or empty cell no value, in both); and the
+table predict.py writes, with its columns and types decided from the input's before the first row is labelled."""
+import csv
+import json
+import os
+
+FILES = (".csv", ".jsonl", ".json", ".parquet")
+WRITES = (".csv", ".jsonl", ".parquet")
+
+
+def read(name):
+    """load_dataset on a Hub name or a folder; one file is one table, which it calls "train". In a CSV, a column
+    whose every cell is a JSON list (as predict.py writes several labels per text) is read as lists."""
+    from datasets import load_dataset
+    if os.path.isfile(name):
+        kind = os.path.splitext(name)[1].lower()[1:]
+        data = load_dataset({"jsonl": "json"}.get(kind, kind), data_files=name)
+        return lists_in_csv(data) if kind == "csv" else data
+    return load_dataset(name)
+
+
+def lists_in_csv(data):
+    import pyarrow.compute as pc
+    for split in data:
+        table = data[split].data.table
+        for column in data[split].column_names:
+            cells = table[column]
+            if not str(cells.type).endswith("string") or cells.null_count == len(cells):
+                continue
+            trimmed = pc.utf8_trim_whitespace(cells.drop_null())
+            if not (pc.all(pc.starts_with(trimmed, "[")).as_py() and pc.all(pc.ends_with(trimmed, "]")).as_py()):
+                continue
+            try:
+                data[split] = data[split].map(lambda b, c=column: {c: [None if v is None else json.loads(v)
+                                                                        for v in b[c]]}, batched=True,
+                                              desc=f"lists in {column}")
+            except (ValueError, TypeError):  # not JSON after all, or items of several types: text, as written
+                continue
+    return data
+
+
+class Writer:
+    """Rows written beside `path` (PATH.partial) and renamed by close(): the output is there whole or not at all.
+    schema: the pyarrow schema of every row, known before the first; lists and dicts in a CSV are JSON."""
+
+    def __init__(self, path, schema):
+        self.path, self.partial, self.schema = path, path + ".partial", schema
+        self.suffix = os.path.splitext(path)[1].lower()
+        self.file, self.parquet = None, None
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if self.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            self.parquet = pq.ParquetWriter(self.partial, schema)
+        else:
+            self.file = open(self.partial, "w", encoding="utf-8", newline="")
+            if self.suffix == ".csv":
+                self.csv = csv.writer(self.file)
+                self.csv.writerow(schema.names)
+
+    def write(self, table):
+        """table: a pyarrow table of the schema's columns."""
+        if self.parquet:
+            self.parquet.write_table(table.select(self.schema.names).cast(self.schema))
+            return
+        rows = table.select(self.schema.names).to_pylist()
+        if self.suffix == ".csv":
+            self.csv.writerows([json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+                                for v in row.values()] for row in rows)
+        else:
+            self.file.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+
+    def close(self):
+        self.discard(keep=True)
+        os.replace(self.partial, self.path)
+
+    def discard(self, keep=False):
+        for f in (self.parquet, self.file):
+            if f:
+                f.close()
+        self.parquet = self.file = None
+        if not keep and os.path.exists(self.partial):
+            os.remove(self.partial)
