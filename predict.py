@@ -87,7 +87,7 @@ class Input:
     """Where the texts come from: arguments, standard input, a .txt file (one text a line) or a table, read with
     train.py's reader (textlora/tables.py). chunks() gives CHUNK rows at a time as a pyarrow table."""
 
-    def __init__(self, cfg, text_columns):
+    def __init__(self, cfg, text_columns, label_columns):
         self.cfg, self.text_columns = cfg, text_columns
         self.kind = "arguments" if cfg.texts else os.path.splitext(cfg.file)[1].lower() if cfg.file else "stdin"
         self.table = self.kind in tables.FILES
@@ -96,7 +96,7 @@ class Input:
             import datasets
             datasets.disable_progress_bars()
             try:
-                self.data = tables.read(cfg.file)["train"]
+                self.data = tables.read(cfg.file, [*text_columns, *label_columns])["train"]
             except Exception as e:  # pyarrow, pandas and datasets each raise their own type for a bad file
                 raise Refused(f"cannot read {cfg.file!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             self.columns, self.rows = self.data.column_names, len(self.data)
@@ -144,8 +144,8 @@ def check_texts(table, text_columns, where, first):
         blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(cells.cast("string")), ""), True)
         if pc.any(blank).as_py():
             n = first + pc.index(blank, True).as_py()
-            raise Refused(f"{where(n)} has an empty text in column {column!r}: every row needs one (remove the row "
-                          f"or fill it in)")
+            raise Refused(f"{where(n)} has an empty text{f' in column {column!r}' if where(n).startswith('row') else ''}"
+                          f": every row needs one (remove the row or fill it in)")
 
 
 def targets(table, label_columns, codec, where, first):
@@ -211,7 +211,7 @@ def main(argv=None):
             raise Refused(f"--output {output!r} cannot be written ({parent!r} is not a writable folder)")
 
     # -- the input, checked whole before the model loads: a bad row is said now, not after an hour of labelling ----
-    source = Input(cfg, text_columns)
+    source = Input(cfg, text_columns, cfg.label_column or codec.columns)
     if cfg.label_column and not source.table:
         raise Refused("--label_column needs a table (.csv, .jsonl or .parquet); lines of text have no label column")
     for column in (*text_columns, *(cfg.label_column or [])):
@@ -352,7 +352,7 @@ def main(argv=None):
         print(f"predict.py: not scored: {cfg.file!r} has no label column {' '.join(label_columns)!r} "
               f"(--label_column names it)", file=sys.stderr)
     if scored:
-        report_scores(cfg, facts, codec, np.asarray(true), np.asarray(said).reshape(len(said), -1), rows_done,
+        report_scores(cfg, facts, codec, codec.as_array(true), np.asarray(said).reshape(len(said), -1), rows_done,
                       label_columns, max_length, precision, device, width, metrics_path)
     elif output and os.path.exists(metrics_path):  # --overwrite: the scores of the output replaced are stale
         os.remove(metrics_path)
@@ -360,7 +360,6 @@ def main(argv=None):
 
 def report_scores(cfg, facts, codec, true, logits, rows, label_columns, max_length, precision, device, width, path):
     """The scored rows' scores, computed by train.py's own scorer (as on its evaluation rows)."""
-    import numpy as np
     from transformers import EvalPrediction
 
     import train
@@ -369,7 +368,7 @@ def report_scores(cfg, facts, codec, true, logits, rows, label_columns, max_leng
         print(f"not scored: none of the {rows} rows has a label in column {' '.join(label_columns)!r}")
         return
     scorer = train.Scores(problem, names, facts.get("threshold", 0.5))
-    scores = scorer(EvalPrediction(predictions=logits, label_ids=true if problem != SINGLE else true.astype(np.int64)))
+    scores = scorer(EvalPrediction(predictions=logits, label_ids=true))
     report = {"rows": rows, "scored_rows": len(true), "input": cfg.file, "label_column": label_columns,
               "problem_type": problem, **scores, **scorer.report(), "adapter": cfg.adapter_dir,
               "max_length": max_length, "mixed_precision": precision, "device": device}

@@ -71,8 +71,8 @@ def tokenize(batch, tokenizer, max_length):
     return encoded
 
 
-def main():
-    cfg = read_settings()  # the constants above, with the flags given on the command line
+def main(args=None):
+    cfg = read_settings(args)  # the constants above, with the flags given on the command line (or args)
     main_process = rank_zero()  # rank 0 (or the only process) alone prints and writes results
     keep_best = cfg.num_epochs > 1  # the best epoch's adapter is kept, chosen on validation rows
     with this_machine_first():  # under a launcher, each machine's first process checks and fills its caches first
@@ -80,7 +80,7 @@ def main():
 
         # -- 1. data: seeded random subsets for training, evaluation and, with several epochs, validation ---
         data = load_or_fail("dataset", cfg.dataset_name, "--dataset_name", "cannot be read",
-                            lambda: tables.read(cfg.dataset_name))
+                            lambda: tables.read(cfg.dataset_name, cfg.text_column + cfg.label_column))
         eval_split = next((s for s in (cfg.eval_split, "validation") if s in data), cfg.train_split)
         validation_split = ("validation" if "validation" in data and eval_split != "validation"
                             and len(data["validation"]) else cfg.train_split) if keep_best else None
@@ -202,6 +202,9 @@ def main():
         # the training, and a score logged now would open another.
         reported = trainer.predict(eval_rows, metric_key_prefix="eval").metrics \
             if keep_best or scorer.last is None else None
+        report = scorer.report()  # per class and the confusion matrix; per label; nothing more for a number
+        examples = range(min(3, cfg.eval_size))  # for the summary, through the one inference path (every process)
+        example_logits = inference.logits_of(trainer, tokenized["eval"].select(examples))
     wall = time.time() - start
     leave_processes()  # the work of the others is done; rank 0 writes the results alone
     if not main_process:
@@ -217,7 +220,7 @@ def main():
     metrics = {
         "problem_type": problem, "labels": labels, "headline": SCORES[problem][0],
         **{k: v for k, v in final.items() if k.startswith("eval_")},
-        **scorer.report(),  # per class and the confusion matrix; per label; nothing more for a number
+        **report,
         "epochs": epoch_table(epochs, losses, prefix),
         "kept_epoch": {"epoch": round(kept["epoch"]), "by": best, "score": kept[prefix + best],
                        "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
@@ -256,9 +259,7 @@ def main():
                      lambda path: write_text(path, json.dumps(metrics, indent=2)))  # its presence marks a finished run
 
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
-    examples = range(min(3, cfg.eval_size))
-    print_summary(cfg, metrics, codec, rows["eval"].select(examples),
-                  inference.logits_of(trainer, tokenized["eval"].select(examples)), adapter_dir)
+    print_summary(cfg, metrics, codec, rows["eval"].select(examples), example_logits, adapter_dir)
 
 
 # ---- settings and flags ---------------------------------------------------------------------------------
@@ -569,7 +570,7 @@ def as_text_and_target(rows, data, cfg, subsets):
     """The drawn rows as text and label, the label codec (textlora/labels.py: the kind of problem, the data's values,
     their ids and shown names), and in words why that kind was chosen."""
     import pyarrow.compute as pc
-    from datasets import ClassLabel, List, Sequence, Value
+    from datasets import List, Sequence
     splits = dict.fromkeys(split for split, _ in subsets.values() if split)  # every split's values: the same names
     columns = cfg.label_column
     features = [rows["train"].features[c] for c in columns]
@@ -579,17 +580,18 @@ def as_text_and_target(rows, data, cfg, subsets):
         parts = [data[s].data.column(column) for s in splits]
         return list(set().union(*(pc.unique(pc.list_flatten(c) if listed else c).to_pylist() for c in parts)))
 
-    codec, why = from_data(features, columns, distinct, cfg.problem_type, cfg.label_names)
+    try:
+        codec, why = from_data(features, columns, distinct, cfg.problem_type, cfg.label_names)
+    except Refused as e:
+        fail(str(e))
 
     def target(batch):  # the label as the model's loss takes it
         return {"label": [codec.encode(cells) for cells in zip(*(batch[c] for c in columns))]}
 
-    kind = {REGRESSION: Value("float32"), MULTI: List(Value("float32")),
-            SINGLE: ClassLabel(names=codec.names)}[codec.problem]
     for name, r in rows.items():
         if r is not None:
             features = r.select_columns(cfg.text_column).features.copy()
-            features["label"] = kind
+            features["label"] = codec.feature()  # float32, or class ids: predict.py's codec.as_array() alike
             r = r.map(target, batched=True, remove_columns=[c for c in r.column_names if c not in cfg.text_column],
                       features=features, desc=f"labels {name}")
             rows[name] = r.rename_columns(dict(zip(cfg.text_column, text_columns(cfg))))
@@ -753,7 +755,7 @@ def leave_processes():
 @contextlib.contextmanager
 def stop_cleanly_on_signals(out):
     """Ctrl-C or SIGTERM (a scheduler, `kill`) ends the run with a message; the last whole checkpoint stays."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     except KeyboardInterrupt:
@@ -761,6 +763,8 @@ def stop_cleanly_on_signals(out):
             print(f"\ninterrupted; run again with --resume (and the same flags) to continue from the last checkpoint "
                   f"in {out}", file=sys.stderr)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 # ---- precision ---------------------------------------------------------------------------------------------

@@ -118,9 +118,9 @@ def test_labels_are_the_values_the_data_holds(values, names, ids):
     data = label_rows(values)
     cfg = settings("--label_names", "x=y", "--train_size", str(len(values)))
     subsets = {"train": ("train", len(values)), "eval": ("train", 0), "validation": (None, 0)}
-    rows, labels, problem = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
-                                                      "validation": None}, data, cfg, subsets)
-    assert (labels, problem) == (names, train.SINGLE)
+    rows, codec, _ = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+                                               "validation": None}, data, cfg, subsets)
+    assert (codec.names, codec.problem) == (names, train.SINGLE)
     assert rows["train"]["label"] == ids
 
 
@@ -329,12 +329,15 @@ def test_three_dots_only_where_a_text_was_cut():
     assert train.shortened("x" * 61) == "x" * 60 + "..."
 
 
-def test_the_summary_labels_texts_in_eval_mode(tiny_model):
-    """With heavy dropout, a model left in training mode gives other labels from one call to the next."""
+def test_the_summary_and_predict_py_label_texts_in_eval_mode(tiny_model):
+    """With heavy dropout, a model left in training mode gives other labels from one call to the next: the one
+    inference path (textlora/inference.py) runs it in eval mode, in the rows' order, whatever their lengths."""
     import torch
+    from datasets import Dataset
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from conftest import reviews
+    from textlora import inference
     torch.manual_seed(0)
     base = AutoModelForSequenceClassification.from_pretrained(tiny_model, dropout=0.9, attention_dropout=0.9,
                                                               seq_classif_dropout=0.9)
@@ -342,11 +345,13 @@ def test_the_summary_labels_texts_in_eval_mode(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     texts = reviews(40, seed=4)["text"]
     model.train()  # as the Trainer may leave it
-    said = train.labels_of(texts, model, tokenizer, 128, "no")
+    rows = Dataset.from_dict({"text": texts}).map(train.tokenize, batched=True, remove_columns=["text"],
+                                                  fn_kwargs={"tokenizer": tokenizer, "max_length": 128})
+    said = inference.logits_of(inference.predictor(model, tokenizer, "cpu", "no", 4, 128, None), rows)
     model.eval()
-    with torch.no_grad():
-        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-    assert said == [model.config.id2label[i] for i in logits.argmax(-1).tolist()]
+    with torch.no_grad():  # one text at a time: no padding at all
+        logits = torch.cat([model(**tokenizer(t, return_tensors="pt")).logits for t in texts])
+    np.testing.assert_allclose(said, logits.numpy(), atol=1e-5)
 
 
 def test_overwrite_removes_a_link_not_what_it_points_to(tmp_path):
@@ -390,8 +395,9 @@ def read_labels(table, *flags):
     cfg = settings("--train_size", str(len(table["text"])), *flags)
     subsets = {"train": ("train", len(table["text"])), "eval": ("train", 0), "validation": (None, 0)}
     train.check_data(data, cfg, subsets)
-    return train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]), "validation": None},
-                                    data, cfg, subsets)
+    rows, codec, _ = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+                                               "validation": None}, data, cfg, subsets)
+    return rows, codec.names, codec.problem
 
 
 def test_the_kind_of_problem_is_read_from_the_labels():
@@ -407,6 +413,16 @@ def test_the_kind_of_problem_is_read_from_the_labels():
     rows, _, problem = read_labels({"text": text, "stars": [1, 5, 3, 5]}, "--label_column", "stars",
                                    "--problem_type", "regression")
     assert problem == train.REGRESSION and rows["train"]["label"] == [1.0, 5.0, 3.0, 5.0]
+
+
+def test_booleans_and_floats_of_0_and_1_are_two_classes_other_floats_a_number():
+    text = ["one", "two", "three", "four"]
+    for values, names in (([True, False, True, False], ["false", "true"]), ([1.0, 0.0, 0.0, 1.0], ["0", "1"])):
+        rows, labels, problem = read_labels({"text": text, "y": values}, "--label_column", "y")
+        assert (problem, labels) == (train.SINGLE, names)
+        assert rows["train"]["label"] == [int(v) for v in values]
+    rows, labels, problem = read_labels({"text": text, "y": [1.0, 0.0, 0.5, 1.0]}, "--label_column", "y")
+    assert (problem, labels) == (train.REGRESSION, ["y"])
 
 
 @pytest.mark.parametrize("table, flags, words", [

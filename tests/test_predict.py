@@ -129,7 +129,7 @@ def test_a_blank_text_is_refused_with_its_row_number_and_nothing_is_written(trai
         "predict.py: error: line 3 has an empty text: every row needs one (remove the row or fill it in)"]
     (tmp_path / "gap.csv").write_text('text,id\ngreat film,1\n"",2\n')
     proc = predict(adapter, "--file", str(tmp_path / "gap.csv"), "--output", str(tmp_path / "out.csv"))
-    assert proc.returncode == 2 and "row 2 (line 3) has an empty text in column 'text'" in proc.stderr
+    assert proc.returncode == 2 and "row 2 has an empty text in column 'text'" in proc.stderr
     # from standard input the rows are not read twice: a blank line after a first chunk already written still leaves
     # no file, and no .partial
     lines = reviews(2100, seed=13)["text"]
@@ -249,7 +249,7 @@ def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp
             ([], "", "no texts given"),
             (["--base_model", str(tmp_path / "nowhere"), "fine film"], None, "--base_model"),
             (csv_in, None, "has no column 'text' (it has review, label); set --text_column"),
-            (csv_in + ["--text_column", "review"], None, "row 2 (line 3): label 'Bad' in column 'label' is not a"),
+            (csv_in + ["--text_column", "review"], None, "row 2: label 'Bad' is no class of this adapter"),
             (csv_in + ["--text_column", "review", "--label_column", "stars"], None, "has no column 'stars'"),
             (["--file", str(tmp_path / "broken.parquet")], None, "cannot read"),
             (["--file", str(tmp_path / "reviews.xlsx")], None, "unknown extension .xlsx"),

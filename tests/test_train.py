@@ -120,7 +120,7 @@ def bad_datasets(tmp_path_factory):
     for name, table in {"one_label": {"text": rows["text"], "label": [1] * 50},
                         "empty_text": {"text": rows["text"][:7] + ["  "] + rows["text"][8:], "label": rows["label"]},
                         "missing_label": {"text": rows["text"], "label": rows["label"][:9] + [None] + rows["label"][10:]},
-                        "bool_label": {"text": rows["text"], "label": [i % 3 == 0 for i in range(50)]}}.items():
+                        "dict_label": {"text": rows["text"], "label": [{"stars": i % 3} for i in range(50)]}}.items():
         for split in ("train", "test"):
             os.makedirs(root / name, exist_ok=True)
             datasets.Dataset.from_dict(table).to_parquet(str(root / name / f"{split}-00000-of-00001.parquet"))
@@ -163,7 +163,7 @@ def test_bad_flags_are_refused(train, flags, words):
     ("one_label", ["all 20 training rows", "'1'", "two classes"]),
     ("empty_text", ["1 rows of split 'train'", "empty or missing", "row 7"]),
     ("missing_label", ["1 rows of split 'train'", "row 9"]),
-    ("bool_label", ["--label_column 'label'", "holds bool", "class names or integer ids"]),
+    ("dict_label", ["--label_column 'label'", "holds {'stars'", "class names, integer ids"]),
 ])
 def test_bad_datasets_are_refused(train, bad_datasets, name, words):
     assert_refused(*train("--dataset_name", str(bad_datasets / name), "--train_size", "20", "--eval_size", "20"), *words)
@@ -312,5 +312,6 @@ def test_a_new_setting_is_one_line(tmp_path):
     source = open(os.path.join(ROOT, "train.py")).read()
     source = source.replace("SEED = 42", "WARMUP_RATIO = 0.1                      # share of steps to warm up over\nSEED = 42", 1)
     (tmp_path / "train.py").write_text(source)
+    shutil.copytree(os.path.join(ROOT, "textlora"), tmp_path / "textlora")  # the plumbing beside it
     entries = help_entries(str(tmp_path / "train.py"))
     assert "share of steps to warm up over (default: 0.1)" in entries["--warmup_ratio"], entries

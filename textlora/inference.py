@@ -77,9 +77,11 @@ class Trainer(transformers.Trainer):
 
 
 def by_length(rows):
-    """The rows sorted by token length (a stable sort: ties keep their order), and that order."""
+    """The rows sorted by token length, ties by their tokens, and that order: the same rows make the same batches
+    in whatever order they come (train.py's drawn order, a file's own)."""
     import numpy as np
-    order = np.argsort(np.asarray(rows["length"]), kind="stable")
+    lengths, ids = rows["length"], rows["input_ids"]
+    order = np.array(sorted(range(len(rows)), key=lambda i: (lengths[i], ids[i])), dtype=np.int64)
     return rows.select(order), order
 
 

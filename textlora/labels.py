@@ -106,6 +106,18 @@ class Codec:
             return [float(i in ids) for i in range(len(self.names))]
         return self.class_id(cells[0], self.kind == "classlabel")
 
+    def feature(self):
+        """The datasets feature of encode()'s labels in train.py's rows."""
+        from datasets import ClassLabel, List, Value
+        return {REGRESSION: Value("float32"), MULTI: List(Value("float32"))}.get(self.problem) or \
+            ClassLabel(names=self.names)
+
+    def as_array(self, targets):
+        """encode()'s labels as the Trainer gets them from train.py's rows: float32 for several labels or a number
+        (the loss's type; a number is rounded to it), int64 class ids."""
+        import numpy as np
+        return np.asarray(targets, dtype=np.int64 if self.problem == SINGLE else np.float32)
+
     def shown(self, target):
         """A label as a person reads it: the class's name, the names of the labels given (or none), or the number."""
         if self.problem == SINGLE:

@@ -9,15 +9,23 @@ FILES = (".csv", ".jsonl", ".json", ".parquet")
 WRITES = (".csv", ".jsonl", ".parquet")
 
 
-def read(name):
-    """load_dataset on a Hub name or a folder; one file is one table, which it calls "train". In a CSV, a column
-    whose every cell is a JSON list (as predict.py writes several labels per text) is read as lists."""
+def read(name, parsed=()):
+    """load_dataset on a Hub name or a folder; one file is one table, which it calls "train". In one CSV file, the
+    columns named in `parsed` (a script's text and label columns) are read by pandas' rules, as datasets reads any
+    CSV; every other column as written (an id 007 stays 007: predict.py writes it back). In a CSV, a column whose
+    every cell is a JSON list (as predict.py writes several labels per text) is read as lists."""
     from datasets import load_dataset
     if os.path.isfile(name):
         kind = os.path.splitext(name)[1].lower()[1:]
-        data = load_dataset({"jsonl": "json"}.get(kind, kind), data_files=name)
-        return lists_in_csv(data) if kind == "csv" else data
-    return load_dataset(name)
+        options = {}
+        if kind == "csv":
+            with open(name, encoding="utf-8-sig", newline="") as f:
+                header = next(csv.reader(f), [])
+            options["converters"] = {c: str for c in header if c not in parsed} or None
+        data = load_dataset({"jsonl": "json"}.get(kind, kind), data_files=name, **options)
+    else:
+        data = load_dataset(name)
+    return lists_in_csv(data) if any(d.info.builder_name == "csv" for d in data.values()) else data
 
 
 def lists_in_csv(data):
