@@ -2,6 +2,7 @@
 precision, the Hub probe, the order of the processes, the summary. Each is checked against truth worked out by hand,
 not against the rule itself. (What only a process shows, exit codes, files, launchers, is in the other files.)"""
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -461,3 +462,105 @@ def test_a_padding_token_other_than_the_base_configs_is_reported(tiny_decoder, t
     assert config.pad_token_id == tokenizer.pad_token_id == tokenizer.eos_token_id != 5
     config = NS(pad_token_id=0)
     assert train.give_a_padding_token(AutoTokenizer.from_pretrained(tiny_model), config, settings()) is False
+
+
+# ---- the edges: numbers, labels, resumes, positions, precision (issue 31) ----------------------------------------
+
+@pytest.mark.parametrize("flags, words", [
+    (["--seed", "-1"], ["--seed must be 0 or more, got -1"]),
+    (["--learning_rate=-1e-3"], ["--learning_rate must be more than 0, got -0.001"]),
+    (["--lora_alpha", "0"], ["--lora_alpha must be more than 0"]),
+])
+def test_numbers_the_trainer_or_the_model_would_reject_are_refused_first(capsys, tmp_path, flags, words):
+    err = refusal(capsys, train.check_settings, settings("--output_dir", str(tmp_path / "run"), *flags))
+    for word in words:
+        assert word in err, (word, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_label_names_none_shows_the_datas_own_names():
+    table = {"text": ["one", "two", "three", "four"], "label": ["neg", "pos", "pos", "neg"]}
+    assert read_labels(table)[1] == ["Negative", "Positive"]  # the default LABEL_NAMES
+    assert read_labels(table, "--label_names", "none")[1] == ["neg", "pos"]
+
+
+def test_a_label_is_read_by_its_value_or_its_shown_name_never_as_an_id():
+    """Stars 1 and 2 shown as bad and good: 1 is class 0 whether a file holds 1, 1.0, "1" or "bad"."""
+    _, labels, _ = read_labels({"text": ["a", "b", "c"], "stars": [2, 1, 2]}, "--label_column", "stars",
+                               "--label_names", "1=bad", "2=good")
+    from datasets import Dataset, DatasetDict
+    data = DatasetDict({"train": Dataset.from_dict({"text": ["a", "b", "c"], "stars": [2, 1, 2]})})
+    cfg = settings("--train_size", "3", "--label_column", "stars", "--label_names", "1=bad", "2=good")
+    subsets = {"train": ("train", 3), "eval": ("train", 0), "validation": (None, 0)}
+    _, codec, _ = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+                                            "validation": None}, data, cfg, subsets)
+    assert labels == codec.names == ["bad", "good"]
+    assert [codec.encode([v]) for v in (1, 1.0, "1", " bad", 2, "2.0", "good", None, "", float("nan"))] == \
+        [0, 0, 0, 0, 1, 1, 1, None, None, None]
+    with pytest.raises(ValueError, match="no class of this adapter"):
+        codec.encode([3])
+
+
+def test_a_shown_name_that_is_another_classs_value_is_refused(capsys):
+    err = refusal(capsys, read_labels, {"text": ["a", "b"], "stars": [1, 2]}, "--label_column", "stars",
+                  "--label_names", "1=2")
+    assert "shows 1 as '2', which is the data's value of another class" in err
+
+
+def test_resume_refuses_another_number_of_processes(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    (out / "checkpoint-50").mkdir(parents=True)
+    (out / "checkpoint-50" / "trainer_state.json").write_text('{"global_step": 50}')
+    cfg = settings("--output_dir", str(out), "--resume")
+    (out / "run.json").write_text(json.dumps({"settings": vars(cfg), "precision": "no", "processes": 2}))
+    err = refusal(capsys, train.check_settings, cfg)
+    assert "started with 2 process(es) and this one has 1" in err, err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert train.check_settings(cfg)[0].endswith("checkpoint-50")
+
+
+def test_the_runs_loss_covers_every_step_logged_before_a_resume():
+    """Losses logged at steps 3, 6 and 7 (each the mean since the one before): the run's mean is their weighted mean,
+    whichever process logged them."""
+    log = [{"loss": 1.0, "step": 3}, {"eval_loss": 9.0, "step": 3}, {"loss": 0.5, "step": 6}, {"loss": 0.2, "step": 7}]
+    assert train.run_loss(log, 7) == pytest.approx((3 * 1.0 + 3 * 0.5 + 1 * 0.2) / 7)
+
+
+def test_batches_are_never_padded_past_the_models_positions(tiny_model):
+    from transformers import AutoTokenizer
+    from textlora.inference import PadWithin
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    pad = PadWithin(tokenizer, limit=100, multiple=32)
+    assert pad([{"input_ids": [2] * 100}, {"input_ids": [2] * 7}])["input_ids"].shape == (2, 100)  # not 128
+    assert pad([{"input_ids": [2] * 33}])["input_ids"].shape == (1, 64)
+
+
+def test_roberta_style_encoders_keep_their_reserved_positions():
+    from transformers import RobertaConfig
+    from types import SimpleNamespace as NS
+    config = RobertaConfig(max_position_embeddings=130, pad_token_id=1)
+    assert train.within_reach(512, config, NS(model_max_length=int(1e30))) == 128  # 130 less padding_idx + 1
+
+
+def test_a_decoder_saved_in_bf16_trains_in_fp32_and_its_head_computes_in_fp32(tiny_decoder, tmp_path):
+    """Saved in bf16, as Qwen2.5, Llama 3 and SmolLM2 ship: the base loads in fp32, the new head and LoRA matrices
+    are fp32, and under bf16 autocast the head still computes in fp32 (a number per text is not rounded to bf16)."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+    from textlora import inference
+    saved = AutoModelForSequenceClassification.from_pretrained(tiny_decoder, dtype=torch.bfloat16, num_labels=1,
+                                                               ignore_mismatched_sizes=True)
+    saved.save_pretrained(str(tmp_path / "bf16"))
+    assert AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "bf16")).dtype == torch.bfloat16
+    model = inference.load_model(str(tmp_path / "bf16"), num_labels=1, problem_type="regression", pad_token_id=0)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["q_proj"],
+                                             modules_to_save=["score"]))
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    inference.fit_to_the_chip(model, "cpu", "bf16")
+    model.eval()
+    ids = torch.randint(0, 200, (40, 9))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(input_ids=ids).logits
+    assert logits.dtype == torch.float32 and len(set(logits.reshape(-1).tolist())) == 40

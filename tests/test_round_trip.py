@@ -110,9 +110,13 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
 
     # the evaluation rows, labelled as the data holds them or by their shown names, and rows still to label
     shown = [n.split("=", 1)[1] for n in names] if names else None
-    labelled = [r | ({"label": shown_value(kind, r["label"], shown)} if shown else {}) for r in test_rows]
+    # renamed: names half the rows by shown name and half by the data's own value (a column of one type: numbers and
+    # booleans by their own values, as the stars 1/2 renamed bad/good); both must be the class train.py read
+    by_name = shown and kind in ("classlabel", "strings", "lists")
+    labelled = [r | ({"label": shown_value(kind, r["label"], shown)} if by_name and i % 2 else {})
+                for i, r in enumerate(test_rows)]
     given, output = str(tmp_path / f"given.{fmt}"), str(tmp_path / f"labelled.{fmt}")
-    write(labelled, given, fmt, kind if not shown else None)
+    write(labelled, given, fmt, kind if not by_name else None)
     predict.main([os.path.join(out, "adapter"), "--file", given, "--output", output])
     said = capsys.readouterr().out
     assert "scored 16 of 16 rows" in said, said
@@ -130,7 +134,7 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     # rows still to label among them: all labelled, the others scored (batches change, so figures only nearly)
     unlabelled = [r | ({"first": None, "second": None} if kind == "columns" else {"label": None})
                   for r in rows_for(kind, rng, 4)]
-    write(labelled + unlabelled, given, fmt, kind if not shown else None)
+    write(labelled + unlabelled, given, fmt, kind if not by_name else None)
     predict.main([os.path.join(out, "adapter"), "--file", given, "--output", output, "--overwrite"])
     said = capsys.readouterr().out
     assert "scored 16 of 20 rows" in said, said
