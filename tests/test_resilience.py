@@ -1,6 +1,7 @@
 """Launchers, resume and interruption: several processes, a run stopped and continued, a run killed mid-way."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,9 +95,11 @@ def test_bad_input_under_a_launcher_is_one_line_and_exit_status_2(tiny_model, ti
 def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, tiny_imdb, tmp_path):
     """Same seed, same run: a run stopped after epoch 1 and resumed ends where an uninterrupted one does."""
     straight = trained[1]  # the same flags, 3 epochs, not interrupted
+    data = str(tmp_path / "data")
+    shutil.copytree(tiny_imdb, data)  # the same rows under another name: changed below, then put back
 
     out = str(tmp_path / "stopped")
-    proc = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3")
+    proc = start_train(tiny_model, data, out, "--num_epochs", "3")
     wait_for(os.path.join(out, "checkpoint-50"), proc)  # epoch 1 of 3 saved
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
@@ -105,7 +108,7 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
 
     # flags that would make another run than the checkpoint's are refused, by name, and nothing is touched
     before = files_digest(out)
-    changed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3", "--resume", "--learning_rate", "0.01",
+    changed = start_train(tiny_model, data, out, "--num_epochs", "3", "--resume", "--learning_rate", "0.01",
                           "--lora_r", "8", "--eval_batch_size", "8")
     _, stderr = changed.communicate(timeout=120)
     assert changed.returncode == 2 and stderr.count("\n") == 1, stderr[-3000:]
@@ -113,8 +116,20 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
     assert "eval_batch_size" not in stderr  # it changes no result: taken
     assert files_digest(out) == before
 
+    # data changed under the same name: the rows drawn are not the run's, refused
+    import datasets
+    original = os.path.join(data, "plain_text", "train-00000-of-00001.parquet")
+    shutil.copy(original, str(tmp_path / "kept.parquet"))
+    table = datasets.Dataset.from_parquet(original)
+    table.map(lambda r: {"text": r["text"] + " again"}).to_parquet(original)
+    changed = start_train(tiny_model, data, out, "--num_epochs", "3", "--resume")
+    _, stderr = changed.communicate(timeout=120)
+    assert changed.returncode == 2 and "are not the run's (the data changed" in stderr, stderr[-3000:]
+    assert files_digest(out) == before
+    shutil.copy(str(tmp_path / "kept.parquet"), original)
+
     # MIXED_PRECISION auto goes on in the precision the run started in (fp32), not in one measured again
-    resumed = start_train(tiny_model, tiny_imdb, out, "--num_epochs", "3", "--resume", "--mixed_precision", "auto")
+    resumed = start_train(tiny_model, data, out, "--num_epochs", "3", "--resume", "--mixed_precision", "auto")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr[-3000:]
     assert "training on cpu in fp32, " in stdout and "in the precision the run started in" in stdout, stdout
@@ -128,6 +143,9 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
     ma, mb = (json.load(open(os.path.join(folder, "metrics.json"))) for folder in (straight, out))
     assert ma["eval_accuracy"] == mb["eval_accuracy"]
     assert [e["loss"] for e in ma["epochs"]] == [e["loss"] for e in mb["epochs"]]
+    # every figure taken from the training covers all its steps, resumed or not
+    assert mb["train_loss"] == pytest.approx(ma["train_loss"], rel=1e-9) and mb["train_loss"] > 0
+    assert [e["train_loss"] for e in ma["epochs"]] == pytest.approx([e["train_loss"] for e in mb["epochs"]], rel=1e-9)
 
 
 def stops(proc, every=0.01):
