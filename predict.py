@@ -255,15 +255,15 @@ def main(argv=None):
     from tqdm import tqdm
     from transformers import TrainerCallback
 
-    import train  # the device, precision and evaluation batch rules, the tokenizing and the scores, as in training
-    from textlora import inference
-    max_length = train.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
-    device = train.device_type()
-    precision, _ = train.choose_precision(cfg.mixed_precision or facts["mixed_precision"], device, main_process=True)
+    import train  # its tokenize(): texts become tokens as in training
+    from textlora import inference, machine, models
+    max_length = models.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
+    device = machine.device_type()
+    precision, _ = machine.choose_precision(cfg.mixed_precision or facts["mixed_precision"], device, main_process=True)
     model.to(device)
     pad_to = inference.fit_to_the_chip(model, device, precision)
     model.requires_grad_(False)
-    batch_size = cfg.batch_size or train.eval_batch_size(device, precision)
+    batch_size = cfg.batch_size or machine.eval_batch_size(device, precision)
     predictor = inference.predictor(model, tokenizer, device, precision, batch_size, max_length, pad_to)
     show_progress = source.kind != "arguments" and (source.kind != "stdin" or bool(output))
     bar = tqdm(total=source.rows, unit=" rows", file=sys.stderr, dynamic_ncols=True, mininterval=1,
@@ -362,17 +362,17 @@ def report_scores(cfg, facts, codec, true, logits, rows, label_columns, max_leng
     """The scored rows' scores, computed by train.py's own scorer (as on its evaluation rows)."""
     from transformers import EvalPrediction
 
-    import train
+    from textlora import files, reports, scores
     names, problem = codec.names, codec.problem
     if len(true) == 0:
         print(f"not scored: none of the {rows} rows has a label in column {' '.join(label_columns)!r}")
         return
-    scorer = train.Scores(problem, names, facts.get("threshold", 0.5))
-    scores = scorer(EvalPrediction(predictions=logits, label_ids=true))
+    scorer = scores.Scores(problem, names, facts.get("threshold", 0.5))
+    said = scorer(EvalPrediction(predictions=logits, label_ids=true))
     report = {"rows": rows, "scored_rows": len(true), "input": cfg.file, "label_column": label_columns,
-              "problem_type": problem, **scores, **scorer.report(), "adapter": cfg.adapter_dir,
+              "problem_type": problem, **said, **scorer.report(), "adapter": cfg.adapter_dir,
               "max_length": max_length, "mixed_precision": precision, "device": device}
-    headline = train.headline_text({**{f"eval_{k}": v for k, v in scores.items()}, "problem_type": problem,
+    headline = reports.headline_text({**{f"eval_{k}": v for k, v in said.items()}, "problem_type": problem,
                                     "labels": names})
     print(f"scored {len(true)} of {rows} rows (those with a label in column {' '.join(label_columns)!r}): {headline}")
     if problem == SINGLE:
@@ -384,7 +384,7 @@ def report_scores(cfg, facts, codec, true, logits, rows, label_columns, max_leng
         for name, row in zip(names, report["confusion_matrix"]["rows_true_columns_predicted"]):
             print(f"  {name:<{width}}  " + "  ".join(f"{n:>{width}}" for n in row))
     if path:
-        train.write_atomically(path, lambda to: train.write_text(to, json.dumps(report, indent=2)))
+        files.write_atomically(path, lambda to: files.write_text(to, json.dumps(report, indent=2)))
         print(f"scores written to {path}")
 
 
@@ -425,9 +425,9 @@ def merge(cfg, facts, codec):
     renamed, so that a kill leaves no half model."""
     import shutil
 
-    import train
+    from textlora import models
     model, tokenizer, _ = load(cfg, facts, codec)
-    max_length = train.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
+    max_length = models.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
     tmp = cfg.merge.rstrip("/") + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)  # left by a merge killed while writing: no stale files in the new model
     merged = model.merge_and_unload()

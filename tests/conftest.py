@@ -138,11 +138,11 @@ def copy_from_hub(hub_name, folder):
     """Save the Hub copy's train and test splits as folder/data, through load_dataset and its cache; nothing when it
     cannot be had. In a child process, because the libraries read offline mode once, at import: without a reachable
     Hub the child reads only the cache, and fails at once rather than after a minute of retries."""
-    import train
+    from textlora import hub
     env = dict(os.environ)
     offline = any(env.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
                   for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    if not (offline or train.hub_reachable()):  # train.py's probe: the Hub, through the user's proxy
+    if not (offline or hub.hub_reachable()):  # train.py's probe: the Hub, through the user's proxy
         env["HF_HUB_OFFLINE"] = "1"
     # written to folder/partial and renamed: folder/data is whole or absent
     code = ("import os, sys; from datasets import load_dataset; data = load_dataset(sys.argv[1]); "

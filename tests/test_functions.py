@@ -12,6 +12,12 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 import train
+from textlora import Refused
+import textlora.data
+import textlora.scores
+import textlora.settings
+import textlora.labels
+from textlora import hub, machine, models, reports
 
 
 def settings(*flags):
@@ -19,13 +25,12 @@ def settings(*flags):
 
 
 def refusal(capsys, check, *args):
-    """What check(*args) says as it refuses: one line on stderr (after any progress bar), exit status 2."""
-    with pytest.raises(SystemExit) as stop:
+    """What check(*args) says as it refuses: one line (train.py prints it as "train.py: error: ...", exit status 2)."""
+    with pytest.raises(Refused) as refused:
         check(*args)
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("train.py: error: ") == 1 and err.splitlines()[-1].startswith("train.py: error: "), err
-    return err.splitlines()[-1]
+    message = str(refused.value)
+    assert message and "\n" not in message, message
+    return "train.py: error: " + message
 
 
 # ---- scores: a fixed set of predictions, counted by hand -------------------------------------------------------
@@ -33,19 +38,18 @@ def refusal(capsys, check, *args):
 def test_scores_of_three_classes_counted_by_hand():
     true = [0, 0, 0, 1, 1, 2, 2, 2, 2]
     predicted = [0, 1, 0, 1, 2, 2, 2, 0, 1]
-    confusion = train.confusion_matrix(true, predicted, 3)
     # rows true, columns predicted: true 0 was predicted 0 twice and 1 once; true 2: 0 once, 1 once, 2 twice
-    assert confusion.tolist() == [[2, 1, 0], [0, 1, 1], [1, 1, 2]]
+    assert textlora.scores.confusion(true, predicted, 3).tolist() == [[2, 1, 0], [0, 1, 1], [1, 1, 2]]
     # precision: of those predicted as the class, the share right (3 each predicted); recall: of the class, found
     precision, recall = [F(2, 3), F(1, 3), F(2, 3)], [F(2, 3), F(1, 2), F(2, 4)]
     f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]  # 2/3, 2/5, 4/7
-    got = train.scores(confusion)
+    got = textlora.scores.class_scores(true, predicted, 3)
     assert got["accuracy"] == pytest.approx(5 / 9)
     assert got["macro_precision"] == pytest.approx(float(sum(precision) / 3))
     assert got["macro_recall"] == pytest.approx(float(sum(recall) / 3))
     assert got["macro_f1"] == pytest.approx(float(sum(f1) / 3))
     assert "f1" not in got  # label 1's scores are for two classes
-    classes = train.per_class(confusion, ["a", "b", "c"])
+    classes = textlora.scores.per_class(true, predicted, ["a", "b", "c"])
     assert [classes[c]["precision"] for c in "abc"] == pytest.approx([float(p) for p in precision])
     assert [classes[c]["recall"] for c in "abc"] == pytest.approx([float(r) for r in recall])
     assert [classes[c]["support"] for c in "abc"] == [3, 2, 4]
@@ -54,10 +58,10 @@ def test_scores_of_three_classes_counted_by_hand():
 def test_a_transposed_matrix_is_caught():
     """Swapping true and predicted swaps precision and recall: the two-class scores tell them apart."""
     true, predicted = [1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 1, 0]  # tp 1, fn 3, fp 1, tn 1
-    got = train.scores(train.confusion_matrix(true, predicted, 2))
+    got = textlora.scores.class_scores(true, predicted, 2)
     assert (got["tp"], got["fn"], got["fp"], got["tn"]) == (1, 3, 1, 1)
     assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((1 / 2, 1 / 4, 1 / 3))
-    swapped = train.scores(train.confusion_matrix(predicted, true, 2))
+    swapped = textlora.scores.class_scores(predicted, true, 2)
     assert (swapped["precision"], swapped["recall"]) == pytest.approx((1 / 4, 1 / 2))
 
 
@@ -66,7 +70,7 @@ def test_several_labels_per_text_counted_by_hand():
     from transformers import EvalPrediction
     true = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]], dtype=np.float32)
     logits = np.array([[2.0, -1.0, 3.0], [1.0, 2.0, -2.0], [3.0, -3.0, -1.0]])  # given: {0, 2}, {0, 1}, {0}
-    scorer = train.Scores(train.MULTI, ["a", "b", "c"], 0.5)
+    scorer = textlora.scores.Scores(textlora.labels.MULTI, ["a", "b", "c"], 0.5)
     got = scorer(EvalPrediction(predictions=logits, label_ids=true))
     # text-label pairs: right a, c (text 1), b (2), a (3); a given to text 2 wrongly; b of text 3 missed
     assert (got["micro_precision"], got["micro_recall"], got["micro_f1"]) == pytest.approx((4 / 5, 4 / 5, 4 / 5))
@@ -77,25 +81,28 @@ def test_several_labels_per_text_counted_by_hand():
     report = scorer.report()["per_label"]
     assert [report[n]["support"] for n in "abc"] == [2, 2, 1]
     # a higher threshold gives fewer labels: at 0.9 (logit 2.2) only the 3.0s remain
-    strict = train.Scores(train.MULTI, ["a", "b", "c"], 0.9)(EvalPrediction(predictions=logits, label_ids=true))
+    strict = textlora.scores.Scores(textlora.labels.MULTI, ["a", "b", "c"], 0.9)(EvalPrediction(predictions=logits, label_ids=true))
     assert strict["micro_precision"] == 1.0 and strict["micro_recall"] == pytest.approx(2 / 5)
 
 
 def test_number_scores_worked_out_by_hand():
     true = np.array([1.0, 2.0, 3.0, 4.0])
-    got = train.number_scores(true, np.array([1.5, 2.0, 2.5, 5.0]))  # errors 0.5, 0, -0.5, 1
+    got = textlora.scores.number_scores(true, np.array([1.5, 2.0, 2.5, 5.0]))  # errors 0.5, 0, -0.5, 1
     assert got["rmse"] == pytest.approx((1.5 / 4) ** 0.5) and got["mae"] == pytest.approx(0.5)
     assert got["r2"] == pytest.approx(1 - 1.5 / 5)  # squared errors 1.5 against 5 around the mean 2.5
     assert got["spearman"] == pytest.approx(1.0)  # the same order
-    assert train.number_scores(true, np.array([4.0, 3.0, 2.0, 1.0]))["spearman"] == pytest.approx(-1.0)
-    assert train.ranks(np.array([10.0, 20.0, 10.0, 5.0])).tolist() == [2.5, 4.0, 2.5, 1.0]  # ties share
+    assert textlora.scores.number_scores(true, np.array([4.0, 3.0, 2.0, 1.0]))["spearman"] == pytest.approx(-1.0)
+    # ties share their mean rank: ranks 2.5, 4, 2.5, 1 against 1, 2, 3, 4 (deviations 0, 1.5, 0, -1.5 and -1.5,
+    # -0.5, 0.5, 1.5): covariance -3 over the root of 4.5 * 5
+    tied = textlora.scores.number_scores(np.array([10.0, 20.0, 10.0, 5.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert tied["spearman"] == pytest.approx(-3 / (4.5 * 5) ** 0.5)
 
 
 def test_the_trainer_gets_scalars_only():
     """Trackers take numbers: a dict or a matrix among the scores is dropped, with a warning at every evaluation."""
     from transformers import EvalPrediction
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
-    scores = train.Scores(train.SINGLE, ["Negative", "Positive"], 0.5)(
+    scores = textlora.scores.Scores(textlora.labels.SINGLE, ["Negative", "Positive"], 0.5)(
         EvalPrediction(predictions=logits, label_ids=np.array([0, 0, 1])))
     assert scores["accuracy"] == pytest.approx(1 / 3)
     assert all(isinstance(v, (int, float)) for v in scores.values()), scores
@@ -119,34 +126,34 @@ def test_labels_are_the_values_the_data_holds(values, names, ids):
     data = label_rows(values)
     cfg = settings("--label_names", "x=y", "--train_size", str(len(values)))
     subsets = {"train": ("train", len(values)), "eval": ("train", 0), "validation": (None, 0)}
-    rows, codec, _ = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+    rows, codec, _ = textlora.data.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
                                                "validation": None}, data, cfg, subsets)
-    assert (codec.names, codec.problem) == (names, train.SINGLE)
+    assert (codec.names, codec.problem) == (names, textlora.labels.SINGLE)
     assert rows["train"]["label"] == ids
 
 
 def test_label_1s_scores_need_two_classes(capsys):
-    err = refusal(capsys, train.best_metric, settings("--best_metric", "f1"), train.SINGLE, ["a", "b", "c", "d"])
+    err = refusal(capsys, textlora.data.best_metric, settings("--best_metric", "f1"), textlora.labels.SINGLE, ["a", "b", "c", "d"])
     assert "label 1's score, for two classes; with 4 use macro_f1" in err
-    assert train.best_metric(settings("--best_metric", "f1"), train.SINGLE, ["a", "b"]) == "f1"
+    assert textlora.data.best_metric(settings("--best_metric", "f1"), textlora.labels.SINGLE, ["a", "b"]) == "f1"
 
 
 @pytest.mark.parametrize("problem, auto, other", [("single_label_classification", "accuracy", "rmse"),
                                                   ("multi_label_classification", "micro_f1", "accuracy"),
                                                   ("regression", "rmse", "macro_f1")])
 def test_best_metric_auto_is_the_problems_headline(capsys, problem, auto, other):
-    assert train.best_metric(settings(), problem, ["a", "b"]) == auto
-    err = refusal(capsys, train.best_metric, settings("--best_metric", other), problem, ["a", "b"])
+    assert textlora.data.best_metric(settings(), problem, ["a", "b"]) == auto
+    err = refusal(capsys, textlora.data.best_metric, settings("--best_metric", other), problem, ["a", "b"])
     assert f"--best_metric {other!r} is not a score of" in err
 
 
 def test_subsets_from_one_split_never_overlap():
     data = label_rows(list(range(100)))
     subsets = {"train": ("train", 50), "eval": ("train", 30), "validation": ("train", 20)}
-    drawn = train.draw(data, subsets, seed=7)
+    drawn = textlora.data.draw(data, subsets, seed=7)
     seen = [set(drawn[name]["label"]) for name in subsets]
     assert [len(s) for s in seen] == [50, 30, 20] and set().union(*seen) == set(range(100))
-    assert train.draw(data, subsets, seed=7)["eval"]["label"] == drawn["eval"]["label"]  # seeded: the same rows
+    assert textlora.data.draw(data, subsets, seed=7)["eval"]["label"] == drawn["eval"]["label"]  # seeded: the same rows
 
 
 # ---- settings and the output folder ---------------------------------------------------------------------------
@@ -162,7 +169,7 @@ def test_subsets_from_one_split_never_overlap():
     (["--text_column", "a", "b", "c"], ["--text_column takes one column, or two"]),
 ])
 def test_bad_settings_are_refused_in_one_line(capsys, tmp_path, flags, words):
-    err = refusal(capsys, train.check_settings, settings("--output_dir", str(tmp_path / "run"), *flags))
+    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(tmp_path / "run"), *flags))
     for word in words:
         assert word in err, (word, err)
 
@@ -175,10 +182,10 @@ def test_the_current_home_and_higher_folders_are_never_an_output_folder(capsys, 
     monkeypatch.chdir(work)
     for out, what in ((".", "the current folder"), ("..", "a folder above it"), (str(tmp_path), "above it"),
                       (str(home), "the home folder"), ("./", "the current folder")):
-        err = refusal(capsys, train.check_settings, settings("--output_dir", out, "--overwrite_output_dir"))
+        err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", out, "--overwrite_output_dir"))
         assert what in err, (out, err)
     assert work.is_dir() and home.is_dir()
-    train.check_settings(settings("--output_dir", "outputs/run"))  # a folder of its own, below: fine
+    textlora.settings.check_settings(settings("--output_dir", "outputs/run"))  # a folder of its own, below: fine
 
 
 def test_overwrite_refuses_a_folder_holding_anything_else(capsys, tmp_path):
@@ -186,14 +193,14 @@ def test_overwrite_refuses_a_folder_holding_anything_else(capsys, tmp_path):
     for name in ("checkpoint-50", "adapter", ".adapter.partial", "runs"):
         (out / name).mkdir(parents=True)
     (out / "metrics.json").write_text("{}")
-    train.check_settings(settings("--output_dir", str(out), "--overwrite_output_dir"))  # only a run's files: fine
+    textlora.settings.check_settings(settings("--output_dir", str(out), "--overwrite_output_dir"))  # only a run's files: fine
     for other in ("checkpoint-notes", ".git", "thesis.txt"):
         (out / other).write_text("mine")
-        err = refusal(capsys, train.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+        err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
         assert repr(other) in err, err
         (out / other).unlink()
     (out / "notes.txt").write_text("mine")
-    train.remove_earlier_run(str(out))  # what the run removes, when it may: its own files, never the others
+    textlora.settings.remove_earlier_run(str(out))  # what the run removes, when it may: its own files, never the others
     assert os.listdir(out) == ["notes.txt"]
 
 
@@ -206,15 +213,15 @@ def test_auto_takes_bf16_only_on_gpus_that_compute_it(monkeypatch, capability, p
     import torch
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert train.choose_precision("auto", "cuda", True) == (precision, None)
+    assert machine.choose_precision("auto", "cuda", True) == (precision, None)
 
 
 @pytest.mark.parametrize("speed, precision", [((100, 300), "bf16"), ((100, 110), "no"), ((100, 1), "no")])
 def test_auto_on_a_cpu_takes_bf16_where_it_is_clearly_faster(monkeypatch, speed, precision):
     import torch
     fake = {torch.float32: speed[0], torch.bfloat16: speed[1]}
-    monkeypatch.setattr(train, "matmul_gflops", lambda dtype: fake[dtype])
-    assert train.choose_precision("auto", "cpu", True)[0] == precision
+    monkeypatch.setattr(machine, "matmul_gflops", lambda dtype: fake[dtype])
+    assert machine.choose_precision("auto", "cpu", True)[0] == precision
 
 
 # ---- MAX_LENGTH within the model's reach ------------------------------------------------------------------------
@@ -222,10 +229,10 @@ def test_auto_on_a_cpu_takes_bf16_where_it_is_clearly_faster(monkeypatch, speed,
 def test_max_length_is_lowered_to_what_the_model_takes():
     from types import SimpleNamespace as NS
     no_limit = NS(model_max_length=int(1e30))
-    assert train.within_reach(512, NS(max_position_embeddings=128), no_limit) == 128
-    assert train.within_reach(512, NS(max_position_embeddings=514), NS(model_max_length=512)) == 512  # RoBERTa
-    assert train.within_reach(512, NS(n_positions=1024), no_limit) == 512  # GPT-2: room to spare
-    assert train.within_reach(64, NS(), no_limit) == 64  # relative positions: no limit
+    assert models.within_reach(512, NS(max_position_embeddings=128), no_limit) == 128
+    assert models.within_reach(512, NS(max_position_embeddings=514), NS(model_max_length=512)) == 512  # RoBERTa
+    assert models.within_reach(512, NS(n_positions=1024), no_limit) == 512  # GPT-2: room to spare
+    assert models.within_reach(64, NS(), no_limit) == 64  # relative positions: no limit
 
 
 # ---- the Hub probe, through the user's proxy ---------------------------------------------------------------------
@@ -268,7 +275,7 @@ def hub_env(monkeypatch):
 
 def probe(timeout=3.0):
     start = time.time()
-    train.go_offline_without_hub(timeout)
+    hub.go_offline_without_hub(timeout)
     return os.environ["HF_HUB_OFFLINE"] != "1", time.time() - start
 
 
@@ -282,7 +289,7 @@ def test_the_probe_goes_through_the_users_proxy(hub_env):
     with server(b"HTTP/1.1 200 Connection established\r\n\r\n") as (port, heard):
         hub_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
         assert probe()[0]
-        assert heard == ["CONNECT huggingface.co:443 HTTP/1.0"], heard  # the tunnel a Hub request would ask for
+        assert heard == ["CONNECT huggingface.co:443 HTTP/1.1"], heard  # the tunnel a Hub request would ask for
 
 
 def test_no_proxy_sends_the_probe_straight_to_the_endpoint(hub_env):
@@ -315,19 +322,19 @@ def test_each_machines_first_process_goes_first(monkeypatch, rank, local_rank, f
     monkeypatch.setenv("RANK", rank)
     monkeypatch.setenv("LOCAL_RANK", local_rank)
     order = []
-    monkeypatch.setattr(train, "join_processes", lambda: order.append("wait for the others"))
-    with train.this_machine_first():
+    monkeypatch.setattr(machine, "join_processes", lambda: order.append("wait for the others"))
+    with machine.this_machine_first():
         order.append("check and load")
     assert order == (["check and load", "wait for the others"] if first else ["wait for the others", "check and load"])
-    assert train.rank_zero() == (rank == "0")  # the results: global rank 0 alone
+    assert machine.rank_zero() == (rank == "0")  # the results: global rank 0 alone
 
 
 # ---- the summary ------------------------------------------------------------------------------------------------
 
 def test_three_dots_only_where_a_text_was_cut():
-    assert train.shortened("a fine   film\n") == "a fine film"
-    assert train.shortened("x" * 60) == "x" * 60
-    assert train.shortened("x" * 61) == "x" * 60 + "..."
+    assert reports.shortened("a fine   film\n") == "a fine film"
+    assert reports.shortened("x" * 60) == "x" * 60
+    assert reports.shortened("x" * 61) == "x" * 60 + "..."
 
 
 def test_the_summary_and_predict_py_label_texts_in_eval_mode(tiny_model):
@@ -363,7 +370,7 @@ def test_overwrite_removes_a_link_not_what_it_points_to(tmp_path):
     out.mkdir()
     (out / "adapter").symlink_to(mine)
     (out / "metrics.json").write_text("{}")
-    train.remove_earlier_run(str(out))
+    textlora.settings.remove_earlier_run(str(out))
     assert os.listdir(out) == [] and (mine / "thesis.txt").read_text() == "thesis"
 
 
@@ -376,16 +383,16 @@ def test_resume_refuses_a_run_it_cannot_go_on_with(capsys, tmp_path, record, wor
     (out / "checkpoint-50" / "trainer_state.json").write_text('{"global_step": 50}')
     if record is not None:
         (out / "run.json").write_text(record)
-    err = refusal(capsys, train.check_settings, settings("--output_dir", str(out), "--resume", "--num_epochs", "3"))
+    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--resume", "--num_epochs", "3"))
     assert words in err, err
 
 
 def test_gpt2s_conv1d_layers_and_all_linear_are_targets(capsys):
     from transformers import GPT2Config, GPT2ForSequenceClassification
     gpt2 = GPT2ForSequenceClassification(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32))
-    train.check_target_modules(gpt2, settings("--target_modules", "c_attn", "c_proj"))  # Conv1D, not nn.Linear
-    train.check_target_modules(gpt2, settings("--target_modules", "all-linear"))
-    err = refusal(capsys, train.check_target_modules, gpt2, settings("--target_modules", "q_lin"))
+    models.check_target_modules(gpt2, settings("--target_modules", "c_attn", "c_proj"))  # Conv1D, not nn.Linear
+    models.check_target_modules(gpt2, settings("--target_modules", "all-linear"))
+    err = refusal(capsys, models.check_target_modules, gpt2, settings("--target_modules", "q_lin"))
     assert "c_attn" in err and "all-linear" in err
 
 
@@ -395,8 +402,8 @@ def read_labels(table, *flags):
     data = DatasetDict({"train": Dataset.from_dict(table)})
     cfg = settings("--train_size", str(len(table["text"])), *flags)
     subsets = {"train": ("train", len(table["text"])), "eval": ("train", 0), "validation": (None, 0)}
-    train.check_data(data, cfg, subsets)
-    rows, codec, _ = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+    textlora.data.check_data(data, cfg, subsets)
+    rows, codec, _ = textlora.data.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
                                                "validation": None}, data, cfg, subsets)
     return rows, codec.names, codec.problem
 
@@ -404,26 +411,26 @@ def read_labels(table, *flags):
 def test_the_kind_of_problem_is_read_from_the_labels():
     text = ["one", "two", "three", "four"]
     rows, labels, problem = read_labels({"text": text, "tags": [["b", "a"], [], ["c"], ["a"]]}, "--label_column", "tags")
-    assert (problem, labels) == (train.MULTI, ["a", "b", "c"])
+    assert (problem, labels) == (textlora.labels.MULTI, ["a", "b", "c"])
     assert rows["train"]["label"] == [[1, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]]
     rows, labels, problem = read_labels({"text": text, "x": [1.0, 0.0, 1.0, 0.0], "y": [0, 1, 1, 0]},
                                         "--label_column", "x", "y")  # 0/1 columns, floats or integers
-    assert (problem, labels) == (train.MULTI, ["x", "y"]) and rows["train"]["label"][2] == [1, 1]
+    assert (problem, labels) == (textlora.labels.MULTI, ["x", "y"]) and rows["train"]["label"][2] == [1, 1]
     rows, labels, problem = read_labels({"text": text, "share": [0.5, 0.0, 1.0, 0.25]}, "--label_column", "share")
-    assert (problem, labels) == (train.REGRESSION, ["share"]) and rows["train"]["label"] == [0.5, 0.0, 1.0, 0.25]
+    assert (problem, labels) == (textlora.labels.REGRESSION, ["share"]) and rows["train"]["label"] == [0.5, 0.0, 1.0, 0.25]
     rows, _, problem = read_labels({"text": text, "stars": [1, 5, 3, 5]}, "--label_column", "stars",
                                    "--problem_type", "regression")
-    assert problem == train.REGRESSION and rows["train"]["label"] == [1.0, 5.0, 3.0, 5.0]
+    assert problem == textlora.labels.REGRESSION and rows["train"]["label"] == [1.0, 5.0, 3.0, 5.0]
 
 
 def test_booleans_and_floats_of_0_and_1_are_two_classes_other_floats_a_number():
     text = ["one", "two", "three", "four"]
     for values, names in (([True, False, True, False], ["false", "true"]), ([1.0, 0.0, 0.0, 1.0], ["0", "1"])):
         rows, labels, problem = read_labels({"text": text, "y": values}, "--label_column", "y")
-        assert (problem, labels) == (train.SINGLE, names)
+        assert (problem, labels) == (textlora.labels.SINGLE, names)
         assert rows["train"]["label"] == [int(v) for v in values]
     rows, labels, problem = read_labels({"text": text, "y": [1.0, 0.0, 0.5, 1.0]}, "--label_column", "y")
-    assert (problem, labels) == (train.REGRESSION, ["y"])
+    assert (problem, labels) == (textlora.labels.REGRESSION, ["y"])
 
 
 @pytest.mark.parametrize("table, flags, words", [
@@ -440,7 +447,7 @@ def test_booleans_and_floats_of_0_and_1_are_two_classes_other_floats_a_number():
 def test_labels_that_fit_no_kind_are_refused_in_one_line(capsys, table, flags, words):
     table = {"text": ["one", "two", "three", "four"], **table}
     if "--threshold" in flags:
-        err = refusal(capsys, train.check_settings, settings("--output_dir", "outputs/x", *flags))
+        err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", "outputs/x", *flags))
     else:
         err = refusal(capsys, read_labels, table, *flags)
     assert words in err, err
@@ -448,8 +455,8 @@ def test_labels_that_fit_no_kind_are_refused_in_one_line(capsys, table, flags, w
 
 def test_r2_stays_finite_when_every_true_value_is_the_same():
     same = np.array([2.0, 2.0, 2.0])
-    assert train.number_scores(same, np.array([1.0, 2.0, 3.0]))["r2"] == 0.0
-    assert train.number_scores(same, same.copy())["r2"] == 1.0
+    assert textlora.scores.number_scores(same, np.array([1.0, 2.0, 3.0]))["r2"] == 0.0
+    assert textlora.scores.number_scores(same, same.copy())["r2"] == 1.0
 
 
 def test_a_padding_token_other_than_the_base_configs_is_reported(tiny_decoder, tiny_model):
@@ -458,10 +465,10 @@ def test_a_padding_token_other_than_the_base_configs_is_reported(tiny_decoder, t
     from types import SimpleNamespace as NS
     from transformers import AutoTokenizer
     tokenizer, config = AutoTokenizer.from_pretrained(tiny_decoder), NS(pad_token_id=5)
-    assert train.give_a_padding_token(tokenizer, config, settings()) is True
+    assert models.give_a_padding_token(tokenizer, config, settings()) is True
     assert config.pad_token_id == tokenizer.pad_token_id == tokenizer.eos_token_id != 5
     config = NS(pad_token_id=0)
-    assert train.give_a_padding_token(AutoTokenizer.from_pretrained(tiny_model), config, settings()) is False
+    assert models.give_a_padding_token(AutoTokenizer.from_pretrained(tiny_model), config, settings()) is False
 
 
 # ---- the edges: numbers, labels, resumes, positions, precision (issue 31) ----------------------------------------
@@ -472,7 +479,7 @@ def test_a_padding_token_other_than_the_base_configs_is_reported(tiny_decoder, t
     (["--lora_alpha", "0"], ["--lora_alpha must be more than 0"]),
 ])
 def test_numbers_the_trainer_or_the_model_would_reject_are_refused_first(capsys, tmp_path, flags, words):
-    err = refusal(capsys, train.check_settings, settings("--output_dir", str(tmp_path / "run"), *flags))
+    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(tmp_path / "run"), *flags))
     for word in words:
         assert word in err, (word, err)
     assert not (tmp_path / "run").exists()
@@ -492,7 +499,7 @@ def test_a_label_is_read_by_its_value_or_its_shown_name_never_as_an_id():
     data = DatasetDict({"train": Dataset.from_dict({"text": ["a", "b", "c"], "stars": [2, 1, 2]})})
     cfg = settings("--train_size", "3", "--label_column", "stars", "--label_names", "1=bad", "2=good")
     subsets = {"train": ("train", 3), "eval": ("train", 0), "validation": (None, 0)}
-    _, codec, _ = train.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
+    _, codec, _ = textlora.data.as_text_and_target({"train": data["train"], "eval": data["train"].select([]),
                                             "validation": None}, data, cfg, subsets)
     assert labels == codec.names == ["bad", "good"]
     assert [codec.encode([v]) for v in (1, 1.0, "1", " bad", 2, "2.0", "good", None, "", float("nan"))] == \
@@ -513,17 +520,17 @@ def test_resume_refuses_another_number_of_processes(capsys, tmp_path, monkeypatc
     (out / "checkpoint-50" / "trainer_state.json").write_text('{"global_step": 50}')
     cfg = settings("--output_dir", str(out), "--resume")
     (out / "run.json").write_text(json.dumps({"settings": vars(cfg), "precision": "no", "processes": 2}))
-    err = refusal(capsys, train.check_settings, cfg)
+    err = refusal(capsys, textlora.settings.check_settings, cfg)
     assert "started with 2 process(es) and this one has 1" in err, err
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert train.check_settings(cfg)[0].endswith("checkpoint-50")
+    assert textlora.settings.check_settings(cfg)[0].endswith("checkpoint-50")
 
 
 def test_the_runs_loss_covers_every_step_logged_before_a_resume():
     """Losses logged at steps 3, 6 and 7 (each the mean since the one before): the run's mean is their weighted mean,
     whichever process logged them."""
     log = [{"loss": 1.0, "step": 3}, {"eval_loss": 9.0, "step": 3}, {"loss": 0.5, "step": 6}, {"loss": 0.2, "step": 7}]
-    assert train.run_loss(log, 7) == pytest.approx((3 * 1.0 + 3 * 0.5 + 1 * 0.2) / 7)
+    assert reports.run_loss(log, 7) == pytest.approx((3 * 1.0 + 3 * 0.5 + 1 * 0.2) / 7)
 
 
 def test_batches_are_never_padded_past_the_models_positions(tiny_model):
@@ -539,7 +546,7 @@ def test_roberta_style_encoders_keep_their_reserved_positions():
     from transformers import RobertaConfig
     from types import SimpleNamespace as NS
     config = RobertaConfig(max_position_embeddings=130, pad_token_id=1)
-    assert train.within_reach(512, config, NS(model_max_length=int(1e30))) == 128  # 130 less padding_idx + 1
+    assert models.within_reach(512, config, NS(model_max_length=int(1e30))) == 128  # 130 less padding_idx + 1
 
 
 def test_a_decoder_saved_in_bf16_trains_in_fp32_and_its_head_computes_in_fp32(tiny_decoder, tmp_path):
@@ -564,3 +571,39 @@ def test_a_decoder_saved_in_bf16_trains_in_fp32_and_its_head_computes_in_fp32(ti
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(input_ids=ids).logits
     assert logits.dtype == torch.float32 and len(set(logits.reshape(-1).tolist())) == 40
+
+
+# ---- every Trainer knob, and a settings file ---------------------------------------------------------------------
+
+def test_every_other_trainer_field_is_a_flag_recorded_and_checked_on_resume(capsys, tmp_path):
+    cfg = settings("--weight_decay", "0.01", "--gradient_accumulation_steps", "4", "--gradient_checkpointing",
+                   "--save_total_limit", "1", "--lr_scheduler_type", "cosine", "--output_dir", str(tmp_path / "run"))
+    assert cfg.trainer == {"weight_decay": 0.01, "gradient_accumulation_steps": 4, "gradient_checkpointing": True,
+                           "save_total_limit": 1, "lr_scheduler_type": "cosine"}
+    assert settings().trainer == {}  # none given: the Trainer's defaults, recorded as nothing
+    err = refusal(capsys, textlora.settings.check_settings, settings("--warmup_steps", "-1", "--output_dir",
+                                                                     str(tmp_path / "x")))
+    assert "--warmup_steps" in err and not (tmp_path / "x").exists()
+    # a run started with some of them: resuming with another value, or without one, is refused by name
+    out = tmp_path / "run"
+    (out / "checkpoint-50").mkdir(parents=True)
+    (out / "checkpoint-50" / "trainer_state.json").write_text('{"global_step": 50}')
+    (out / "run.json").write_text(json.dumps({"settings": vars(cfg), "precision": "no"}))
+    resumed = settings(*[f for f in ("--weight_decay", "0.1", "--gradient_accumulation_steps", "4",
+                                     "--gradient_checkpointing", "--lr_scheduler_type", "cosine")],
+                       "--output_dir", str(out), "--resume")
+    err = refusal(capsys, textlora.settings.check_settings, resumed)
+    assert "--weight_decay 0.1 (the run's: 0.01)" in err and "save_total_limit" not in err, err  # a free one
+
+
+def test_a_settings_file_or_a_run_json_with_flags_over_it(capsys, tmp_path):
+    (tmp_path / "mine.json").write_text(json.dumps({"train_size": 123, "weight_decay": 0.05, "label_names": ["a=b"]}))
+    cfg = settings(str(tmp_path / "mine.json"), "--seed", "7")
+    assert (cfg.train_size, cfg.seed, cfg.label_names, cfg.trainer) == (123, 7, ["a=b"], {"weight_decay": 0.05})
+    assert settings(str(tmp_path / "mine.json"), "--train_size", "5").train_size == 5  # the flag wins
+    (tmp_path / "run.json").write_text(json.dumps({"settings": vars(cfg), "precision": "no"}))
+    again = settings(str(tmp_path / "run.json"))
+    assert vars(again) == vars(cfg)
+    (tmp_path / "bad.json").write_text(json.dumps({"train_sise": 5}))
+    err = refusal(capsys, settings, str(tmp_path / "bad.json"))
+    assert "train_sise is no setting of train.py" in err

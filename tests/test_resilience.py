@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT
 from safetensors.torch import load_file
 from test_train import files_digest
-from train import whole  # a checkpoint counts once its trainer_state.json, written last, reads
+from textlora.settings import whole  # a checkpoint counts once its trainer_state.json, written last, reads
 
 
 def start_train(tiny_model, tiny_imdb, out, *flags, output=None):

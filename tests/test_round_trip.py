@@ -17,6 +17,7 @@ from conftest import BAD, FILLER, GOOD
 
 import predict
 import train
+from textlora import labels, scores
 from textlora.labels import key
 
 KINDS = ("classlabel", "strings", "integers", "booleans", "floats01", "lists", "columns", "numbers")
@@ -121,7 +122,7 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     said = capsys.readouterr().out
     assert "scored 16 of 16 rows" in said, said
     scored = json.load(open(output + ".metrics.json"))
-    for name in train.SCORES[metrics["problem_type"]][:-1]:  # all but the loss, which predict.py does not compute
+    for name in scores.SCORES[metrics["problem_type"]][:-1]:  # all but the loss, which predict.py does not compute
         if f"eval_{name}" in metrics:
             # the same batches, so the same logits: equal but for the order of a sum (train.py's rows are sorted)
             assert scored[name] == pytest.approx(metrics[f"eval_{name}"], rel=1e-12, abs=1e-12), (case, name)
@@ -138,13 +139,13 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     predict.main([os.path.join(out, "adapter"), "--file", given, "--output", output, "--overwrite"])
     said = capsys.readouterr().out
     assert "scored 16 of 20 rows" in said, said
-    headline = train.SCORES[metrics["problem_type"]][0]
+    headline = scores.SCORES[metrics["problem_type"]][0]
     assert json.load(open(output + ".metrics.json"))[headline] == pytest.approx(metrics[f"eval_{headline}"], abs=1e-5)
 
     # every row, in order, with its own cells as the reader read them, and the prediction added
     written = read_back(output, fmt)
     assert len(written) == 20 and [r["text"] for r in written] == [r["text"] for r in labelled + unlabelled]
-    if metrics["problem_type"] == train.MULTI:
+    if metrics["problem_type"] == labels.MULTI:
         assert all(isinstance(r["predicted"], list) for r in written)  # a name with a comma stays one name
         assert {n for r in written for n in r["predicted"]} <= set(metrics["labels"])
 

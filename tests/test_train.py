@@ -229,11 +229,19 @@ def test_one_local_file_gives_both_subsets_without_overlap(train, tmp_path):
     rows["text"] = [text if i % 4 else " ".join([text] * 60) for i, text in enumerate(rows["text"])]  # 180+ words
     path = tmp_path / "reviews.jsonl"
     path.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(rows["text"], rows["label"])))
-    proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "30")
+    # also: the Trainer's own flags reach it (warmup over a tenth of the steps, then a cosine decay)
+    proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "30", "--warmup_steps", "0.5",
+                      "--lr_scheduler_type", "cosine", "--logging_steps", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MAX_LENGTH 512 lowered to 128, the most this model takes" in proc.stdout
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert sum(map(sum, metrics["confusion_matrix"]["rows_true_columns_predicted"])) == 30
+    state = json.load(open(os.path.join(out, "checkpoint-13", "trainer_state.json")))
+    rates = [h["learning_rate"] for h in state["log_history"] if "learning_rate" in h]
+    peak = rates.index(max(rates))  # 13 steps: up for 7 (half, rounded up), then down along a cosine
+    assert len(rates) == 13 and 5 <= peak <= 7 and rates[0] < rates[peak] and rates[-1] < rates[peak] / 10, rates
+    assert json.load(open(os.path.join(out, "run.json")))["settings"]["trainer"] == {
+        "warmup_steps": 0.5, "lr_scheduler_type": "cosine", "logging_steps": 1}
     proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "31", output_dir=str(tmp_path / "x"))
     assert_refused(proc, out, "81", "80 rows")
 

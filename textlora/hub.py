@@ -1,56 +1,47 @@
 """The Hugging Face Hub: whether it answers. Without a reachable Hub, from_pretrained and load_dataset retry for about
 a minute and end in a traceback; offline mode makes them use the local cache or fail at once, which the scripts turn
 into one line. Called before transformers or datasets is imported, which read offline mode once."""
-import base64
-import contextlib
 import os
-import socket
 import threading
 
 
 def go_offline_without_hub(timeout=3.0):
-    """Offline mode where the Hub does not answer within seconds. The probe takes the road huggingface_hub would: HF_ENDPOINT's host and port, through the proxy that HTTPS_PROXY,
-    HTTP_PROXY, ALL_PROXY and NO_PROXY name for it."""
+    """Offline mode where the Hub does not answer within `timeout` seconds."""
     if not os.environ.get("HF_HUB_OFFLINE", "") and not hub_reachable(timeout):
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def hub_reachable(timeout=3.0):
-    """Whether the Hub answers within timeout seconds, by the road huggingface_hub would take. A road this cannot
-    test (a SOCKS proxy, TLS to the proxy itself, an HF_ENDPOINT that is no URL) counts as reachable."""
-    import http.client
-    import urllib.request
-    from urllib.parse import unquote, urlparse
-    hub = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    if not hub.hostname:  # not a URL: the library that reads it says so
-        return True
-    port = hub.port or (443 if hub.scheme == "https" else 80)
-    proxy = None if urllib.request.proxy_bypass_environment(hub.hostname) else \
-        urllib.request.getproxies_environment().get(hub.scheme) or urllib.request.getproxies_environment().get("all")
-    proxy = urlparse(proxy if proxy is None or "://" in proxy else f"http://{proxy}") if proxy else None
-    if proxy and proxy.scheme != "http":  # SOCKS, or TLS to the proxy itself: no simple test, so stay online
-        return True
+    """Whether a request to HF_ENDPOINT gets through, sent by huggingface_hub's own HTTP session, so by the road any
+    Hub request takes: the user's proxies (HTTPS_PROXY, ALL_PROXY, NO_PROXY; SOCKS too), their certificates. A
+    peer that answers in a way TLS cannot read (a stub, an interception proxy) was reached: the library says more."""
+    import ssl
+    import sys
+
+    from huggingface_hub import constants
+    from huggingface_hub.utils import close_session, get_session
+    close_session()  # the session reads the proxies when it is made: made now, from the environment as it is
+    session = get_session()
+    http = sys.modules[type(session).__module__.split(".")[0]]  # httpx, or the fork huggingface_hub ships with
+    endpoint = os.environ.get("HF_ENDPOINT") or constants._HF_DEFAULT_ENDPOINT
     reached = []
 
-    def probe():  # getaddrinfo has no timeout of its own, so the probe runs in a thread we stop waiting for
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if proxy and hub.scheme == "https":  # the proxy opens a tunnel to the Hub (CONNECT), as for any request
-                connection = http.client.HTTPConnection(proxy.hostname, proxy.port or 80, timeout=timeout)
-                login = f"{unquote(proxy.username or '')}:{unquote(proxy.password or '')}".encode()
-                connection.set_tunnel(f"[{hub.hostname}]" if ":" in hub.hostname else hub.hostname, port,
-                                      headers={"Proxy-Authorization": "Basic " + base64.b64encode(login).decode()}
-                                      if proxy.username else None)
-                connection.connect()
-                connection.close()
-            elif proxy:  # a plain-http endpoint goes to the proxy as a request, with no tunnel: the proxy must answer
-                socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout).close()
-            else:
-                socket.create_connection((hub.hostname, port), timeout=timeout).close()
+    def probe():  # name resolution has no timeout of its own, so the probe runs in a thread we stop waiting for
+        try:
+            session.head(endpoint, timeout=timeout, follow_redirects=False)
+            reached.append(True)
+        except (http.ProxyError, http.TimeoutException):
+            pass  # a dead proxy, a proxy refusing the tunnel, or nothing answering in time
+        except http.ConnectError as e:  # a refused or unresolvable address, or a TLS failure after connecting
+            cause = e.__cause__ or e.__context__
+            while cause is not None and not isinstance(cause, ssl.SSLError) and (cause.__cause__ or cause.__context__):
+                cause = cause.__cause__ or cause.__context__
+            if isinstance(cause, ssl.SSLError) or "ssl" in str(e).lower() or "certificate" in str(e).lower():
+                reached.append(True)
+        except Exception:  # a road this cannot judge (SOCKS without socksio, an endpoint that is no URL)
             reached.append(True)
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout)
     return bool(reached)
-
-

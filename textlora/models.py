@@ -1,0 +1,53 @@
+"""The base model's limits and needs: which layers LoRA can target, a padding token for decoders, and the longest
+input it takes."""
+from . import fail
+
+
+def check_target_modules(model, cfg):
+    """TARGET_MODULES are names of the model's linear layers (GPT-2's Conv1D are linear layers too), or peft's
+    all-linear."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))})
+    if cfg.target_modules == ["all-linear"]:
+        return
+    if missing := [t for t in cfg.target_modules if t not in linear]:
+        fail(f"--target_modules {' '.join(missing)} match nothing in {cfg.model_name!r}; "
+             f"its linear layers are: {' '.join(linear)} (or all-linear)")
+
+
+def give_a_padding_token(tokenizer, config, cfg):
+    """A batch of texts of several lengths is padded, and a decoder's classifier reads the last token before the
+    padding: a tokenizer without a padding token pads with its end-of-text token, and the model is told which (also
+    where its config named another). Returns whether the model's padding token is not its base config's."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            fail(f"model {cfg.model_name!r}: its tokenizer has no padding token and no end-of-text token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    base_pad, config.pad_token_id = config.pad_token_id, tokenizer.pad_token_id
+    return base_pad != config.pad_token_id  # the base config says otherwise: whoever loads the adapter must be told
+
+
+def within_reach(max_length, config, tokenizer):
+    """MAX_LENGTH, lowered to what the model takes: its position embeddings, and its tokenizer's limit where it has
+    one (RoBERTa's embeddings have 514 positions and take 512 tokens)."""
+    reserved = reserved_positions(config)
+    limits = [getattr(config, key, None) and getattr(config, key) - reserved
+              for key in ("max_position_embeddings", "n_positions")]
+    limits.append(tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None)  # none: 1e30
+    return min([max_length, *(n for n in limits if n)])
+
+
+def reserved_positions(config):
+    """Encoders in RoBERTa's style (RoBERTa, XLM-R, CamemBERT, ...) number positions from padding_idx + 1: that
+    many of their positions never hold a token. They are the models whose code has create_position_ids_from_input_ids."""
+    import importlib
+    import inspect
+    name = str(getattr(config, "model_type", "")).replace("-", "_")
+    try:
+        module = importlib.import_module(f"transformers.models.{name}.modeling_{name}")
+    except ImportError:  # remote code, or no such module: nothing known to reserve
+        return 0
+    offset = hasattr(module, "create_position_ids_from_input_ids") or any(
+        hasattr(c, "create_position_ids_from_input_ids") for _, c in inspect.getmembers(module, inspect.isclass))
+    return (config.pad_token_id or 0) + 1 if offset else 0

@@ -1,0 +1,284 @@
+"""Results and reports: metrics.json's parts, the model card, the curves, the lines printed, the summary."""
+import os
+
+from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
+from .scores import SCORES
+
+
+def log_at_epoch_end():
+    """A loss log at each epoch's end, where the checkpoint is saved: the logged losses then cover every step up to
+    any checkpoint, so the run's mean loss can be had from them after a resume (run_loss)."""
+    from transformers import TrainerCallback
+
+    class LogAtEpochEnd(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            control.should_log = True
+    return LogAtEpochEnd()
+
+
+def run_loss(log, steps):
+    """The mean training loss over all the run's steps: each logged loss is the mean over the steps since the one
+    before. The Trainer's own training_loss covers only this process's steps, so it is 0 or partial after a resume."""
+    total, last = 0.0, 0
+    for h in log:
+        if "loss" in h:
+            total, last = total + h["loss"] * (h["step"] - last), h["step"]
+    return total / max(steps, 1)
+
+
+def metrics_of(cfg, trainer, result, reported, report, codec, best, subsets, class_weights, wall, precision, speed,
+               max_length, pad_token_id_added, base_name, model):
+    """metrics.json: the kept adapter's scores on the evaluation rows, per epoch, which rows did what, the cost, the
+    machine and the settings."""
+    labels, problem = codec.names, codec.problem
+    log = trainer.state.log_history
+    keep_best = cfg.num_epochs > 1
+    final = reported or [h for h in log if "eval_loss" in h][-1]  # the kept adapter on the evaluation rows
+    prefix = "eval_validation_" if keep_best else "eval_"  # the scores that chose the epoch kept
+    epochs = list({round(h["epoch"]): h for h in log if f"{prefix}loss" in h}.values())
+    kept = next(e for e in epochs if e["step"] == trainer.state.best_global_step) if keep_best else epochs[-1]
+    losses = [h for h in log if "loss" in h]
+    return {
+        "problem_type": problem, "labels": labels, "headline": SCORES[problem][0],
+        **{k: v for k, v in final.items() if k.startswith("eval_")},
+        **report,
+        "epochs": epoch_table(epochs, losses, prefix),
+        "kept_epoch": {"epoch": round(kept["epoch"]), "by": best, "score": kept[prefix + best],
+                       "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
+        "rows": rows_text(cfg, subsets),
+        "class_weights": class_weights,
+        "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
+        "train_runtime_s": result.metrics["train_runtime"],
+        "train_reviews_per_s": result.metrics["train_samples_per_second"],
+        "eval_runtime_s": final["eval_runtime"],
+        "eval_reviews_per_s": final["eval_samples_per_second"],
+        "wall_time_s": wall,
+        "device": str(trainer.args.device), "processes": trainer.args.world_size, "mixed_precision": precision,
+        "matmul_gflops": speed, "max_length": max_length, "pad_token_id_added": pad_token_id_added,
+        "data": {"train_split": subsets["train"][0], "eval_split": subsets["eval"][0],
+                 "validation_split": subsets["validation"][0], "labels": labels},
+        "config": {k: v for k, v in vars(cfg).items() if k not in ("overwrite_output_dir", "resume")}
+                  | {"base_model": base_name},
+        **dict(zip(("trainable_parameters", "total_parameters"), model.get_nb_trainable_parameters())),
+        "versions": versions(),
+    }
+
+
+def save_adapter_files(path, cfg, codec, precision, metrics, card):
+    """Beside the weights: the model card, labels.json (the base config lacks the names) and training.json (what
+    predict.py needs)."""
+    import json
+
+    from .files import write_text
+    write_text(os.path.join(path, "README.md"), card)
+    write_text(os.path.join(path, "labels.json"), json.dumps(dict(enumerate(codec.names))))
+    write_text(os.path.join(path, "training.json"), json.dumps(adapter_facts(cfg, codec, precision, metrics), indent=2))
+
+
+def epoch_table(epochs, losses, prefix):
+    """Per epoch: the scores on the rows that chose the epoch kept, and the mean training loss logged during it."""
+    import numpy as np
+    return [{"epoch": round(e["epoch"]), "scored_on": "validation" if "validation" in prefix else "evaluation",
+             **{k[len(prefix):]: v for k, v in e.items()
+                if k.startswith(prefix) and not k.endswith(("runtime", "per_second"))},
+             "train_loss": float(np.mean([h["loss"] for h in losses if e["epoch"] - 1 < h["epoch"] <= e["epoch"]]
+                                         or [np.nan]))} for e in epochs]
+
+
+def rows_text(cfg, subsets):
+    """Which rows did what, in words, for metrics.json."""
+    train, (eval_split, _), (validation_split, validation_size) = subsets["train"], subsets["eval"], \
+        subsets["validation"]
+    return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}",
+            "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
+            if validation_split else "nothing to choose: one epoch",
+            "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
+
+
+def adapter_facts(cfg, codec, precision, metrics):
+    """What predict.py needs to label texts as this run evaluated them: the columns, the labels (the data's values,
+    ids and shown names), the length, the precision, and the padding token a decoder's base config lacks."""
+    return {"text_column": cfg.text_column, "labels": codec.names, "problem_type": codec.problem,
+            "label_codec": codec.to_json(),
+            "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
+            "threshold": cfg.threshold, "max_length": metrics["max_length"], "mixed_precision": cfg.mixed_precision,
+            "evaluated_in": precision, "pad_token_id": metrics["pad_token_id_added"]}
+
+
+def versions():
+    import peft
+    import torch
+    import transformers
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def data_line(cfg, subsets, codec, why, class_weights):
+    (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
+    labels, shown = codec.names, codec.shown_classes()
+    source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
+    if eval_split != cfg.eval_split:
+        also = " or 'validation'" if eval_split != "validation" else ""
+        source += f" (there is no {cfg.eval_split!r}{also} split)"
+    chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
+    return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
+            f"evaluation" + (f", {validation_size} from {chooser} to choose the epoch kept" if validation_split
+                             else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
+                                                MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
+                                                REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
+            + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
+            + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
+            + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
+
+
+def kept_text(metrics):
+    """Which epoch's adapter was kept and why, beside the last epoch's score; nothing to say after one epoch."""
+    kept = metrics["kept_epoch"]
+    if len(metrics["epochs"]) == 1:
+        return ""
+    return (f"; epoch {kept['epoch']} of {kept['last_epoch']} kept, best by {kept['by']} on the validation rows "
+            f"({kept['score']:.4f}; last epoch {kept['last_score']:.4f})")
+
+
+def model_line(model, cfg, head, labels, loading, max_length):
+    trainable, total = model.get_nb_trainable_parameters()
+    saved = sorted({saved_shape[0] for name, saved_shape, _ in loading["mismatched_keys"]
+                    if name.split(".")[0] in head and name.endswith("weight")})  # the head's outputs, as saved
+    lora = [n for n, m in model.named_modules() if hasattr(m, "lora_A") and "modules_to_save" not in n]
+    found = sorted({n.split(".")[-1] for n in lora})
+    return (f"model: LoRA on {len(lora)} layers ({', '.join(found)}) + head {', '.join(head)} trained in full: "
+            f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
+            + (f"; a fresh head of {len(labels)} outputs replaces the saved one of {saved[0]}" if saved else "")
+            + (f"; MAX_LENGTH {cfg.max_length} lowered to {max_length}, the most this model takes"
+               if max_length < cfg.max_length else ""))
+
+
+def headline_text(metrics, prefix="eval_"):
+    """The problem's headline score and two more, such as "accuracy 0.8010 (F1 0.7962)"."""
+    problem, labels = metrics["problem_type"], metrics["labels"]
+    shown = {SINGLE: ("accuracy", "f1" if len(labels) == 2 else "macro_f1"), MULTI: ("micro_f1", "macro_f1",
+                                                                                      "exact_match"),
+             REGRESSION: ("rmse", "mae", "spearman")}[problem]
+    # with two classes, F1 is the second class's (id 1): it is named
+    words = lambda key: f"F1 of {labels[1]}" if key == "f1" else \
+        key.replace("_", " ").replace("rmse", "RMSE").replace("mae", "MAE").replace("f1", "F1")
+    return (f"{words(shown[0])} {metrics[prefix + shown[0]]:.4f} ("
+            + ", ".join(f"{words(k).replace('spearman', 'Spearman')} {metrics[prefix + k]:.4f}" for k in shown[1:])
+            + ")")
+
+
+def load_code(metrics, adapter_dir):
+    labels, pad = metrics["labels"], metrics["pad_token_id_added"]
+    return (f"model = AutoPeftModelForSequenceClassification.from_pretrained(\"{adapter_dir}\", "
+            f"num_labels={len(labels)}, id2label={dict(enumerate(labels))}, ignore_mismatched_sizes=True"
+            + (f", problem_type=\"{metrics['problem_type']}\"" if metrics["problem_type"] != SINGLE else "")
+            + (f", pad_token_id={pad})" if pad is not None else ")"))
+
+
+def model_card(cfg, metrics, head, precision, adapter_dir):
+    base, labels, data = metrics["config"]["base_model"], metrics["labels"], metrics["data"]
+    return f"""---
+base_model: {base}
+library_name: peft
+pipeline_tag: text-classification
+---
+# LoRA adapter: {os.path.basename(base.rstrip('/'))} for text classification ({' / '.join(labels)}: \
+{PROBLEM_NAMES[metrics['problem_type']]})
+
+- Base model: `{base}`
+- Data: `{cfg.dataset_name}`, {cfg.train_size} texts from `{data['train_split']}` and {cfg.eval_size} from \
+`{data['eval_split']}`, drawn with seed {cfg.seed}, truncated to {metrics['max_length']} tokens
+- LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules {cfg.target_modules}; \
+trained head: {head}
+- Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision} \
+on {metrics['device']}
+- Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
+{kept_text(metrics)}
+- Text: {' and '.join(f'`{c}`' for c in cfg.text_column)}{' (a pair)' if len(cfg.text_column) == 2 else ''}; \
+class loss weights: {metrics['class_weights'] or 'none'}
+
+Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(labels))} (also in labels.json)\
+{f"; each is given where its probability passes {cfg.threshold}" if metrics['problem_type'] == MULTI else ""}.
+
+```python
+from peft import AutoPeftModelForSequenceClassification
+from transformers import AutoTokenizer
+{load_code(metrics, adapter_dir)}
+tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")
+```
+"""
+
+
+def save_curves(path, metrics, log, scorer):
+    """Training loss per step, the headline score per epoch, and the kept adapter on the evaluation rows: its
+    confusion matrix, its F1 per label, or its predictions against the true numbers."""
+    import numpy as np
+    losses = [h for h in log if "loss" in h]
+    from matplotlib.figure import Figure  # not pyplot: no screen, no window, nothing global to close
+    epochs, labels, headline = metrics["epochs"], metrics["labels"], metrics["headline"]
+    fig = Figure(figsize=(15, 4.5))
+    a, b, c = fig.subplots(1, 3)
+    a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
+    a.set(title="training loss", xlabel="step", ylabel="loss")
+    b.plot([e["epoch"] for e in epochs], [e[headline] for e in epochs], marker="o")
+    b.set_xticks([e["epoch"] for e in epochs])
+    b.set(title=f"{headline} on the {epochs[0]['scored_on']} rows", xlabel="epoch", ylabel=headline)
+    kept = f"epoch {metrics['kept_epoch']['epoch']}"
+    if metrics["problem_type"] == SINGLE:
+        confusion = np.array(metrics["confusion_matrix"]["rows_true_columns_predicted"])
+        c.imshow(confusion, cmap="Blues")
+        for (i, j), n in np.ndenumerate(confusion):
+            c.text(j, i, n, ha="center", va="center", color="white" if n > confusion.max() / 2 else "black")
+        c.set(title=f"confusion matrix, {kept}", xlabel="predicted", ylabel="true", xticks=range(len(labels)),
+              yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
+    elif metrics["problem_type"] == MULTI:
+        c.barh(labels, [metrics["per_label"][name]["f1"] for name in labels])
+        c.set(title=f"F1 per label, {kept}", xlabel="F1", xlim=(0, 1))
+    else:
+        true, predicted = scorer.numbers()
+        c.scatter(true, predicted, s=8, alpha=0.5)
+        c.plot([true.min(), true.max()], [true.min(), true.max()], color="gray")
+        c.set(title=f"predicted against true, {kept}", xlabel=f"true {labels[0]}", ylabel="predicted")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
+    """The score and on which rows, three evaluation rows as the model labels them (through the one inference path,
+    textlora/inference.py, as predict.py would), and how to use the adapter."""
+    from textlora.inference import decided
+    problem = codec.problem
+    pairs = "text_pair" in examples.column_names
+    texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
+        else list(examples["text"])
+    predicted = [codec.shown(p) for p in decided(logits, problem, cfg.threshold)]
+    true = [codec.shown(label) for label in examples["label"]]
+    width = max(map(len, predicted + true))
+    data = metrics["data"]
+    where = (f"{data['eval_split']!r}" if data["eval_split"] != data["train_split"]
+             else f"{data['eval_split']!r} held out (none trained on)")
+    print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: "
+          f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{kept_text(metrics)}")
+    for text, t, p in zip(texts, true, predicted):
+        verdict = "     " if problem == REGRESSION else "ok   " if p == t else "wrong"
+        print(f"  {verdict} predicted {p:<{width}} true {t:<{width}} "
+              f"\"{shortened(' | '.join(text.values()) if pairs else text)}\"")
+    print(f"adapter:  {adapter_dir}/\nmetrics:  {cfg.output_dir}/metrics.json, {cfg.output_dir}/training_curves.png\n"
+          f"load it, with its label names:\n  from peft import AutoPeftModelForSequenceClassification\n"
+          f"  {load_code(metrics, adapter_dir)}\n"
+          f"or predict: {predict_example(texts[0], adapter_dir)}\n"
+          f"{'=' * 72}")
+
+
+def shortened(text, width=60):
+    """The text on one line, its first `width` characters, and "..." only where more was cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def predict_example(text, adapter_dir):
+    """A predict.py command line on a text like the data's: a pair goes in as two tab-separated fields a line."""
+    import shlex
+    if isinstance(text, dict):
+        return (f"printf '%s\\t%s\\n' {shlex.quote(' '.join(text['text'].split()[:6]))} "
+                f"{shlex.quote(' '.join(text['text_pair'].split()[:6]))} | python predict.py {adapter_dir}")
+    return f"python predict.py {adapter_dir} {shlex.quote(' '.join(text.split()[:8]))}"

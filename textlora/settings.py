@@ -1,0 +1,281 @@
+"""Settings and the run folder: train.py's settings block read as flags (or a settings file, flags over it), every
+other TrainingArguments field a flag too, the checks made before anything heavy is imported, what a run leaves in
+OUTPUT_DIR and what --overwrite_output_dir may remove, and what --resume goes on with."""
+import json
+import os
+
+from . import fail
+from .files import remove
+from .labels import AS_THEY_ARE
+from .machine import processes
+from .scores import SCORES
+
+
+# TrainingArguments fields that train.py sets from its own settings (or that a launcher sets, or that hold a secret):
+# every other field is a flag of its own, passed through to the Trainer.
+SET_BY_TRAIN_PY = ("output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "num_train_epochs",
+                   "learning_rate", "seed", "bf16", "fp16", "use_cpu", "report_to", "eval_strategy", "save_strategy",
+                   "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "train_sampling_strategy",
+                   "restore_callback_states_from_checkpoint", "dataloader_pin_memory", "label_names",
+                   "resume_from_checkpoint", "do_train", "do_eval", "do_predict", "local_rank", "hub_token")
+
+
+def read_settings(script, namespace, args=None):
+    """The UPPER_CASE constants of the script's settings block as flags (lower case): type from the default (or the
+    annotation where it has one), help text from the constant's trailing comment, so adding a setting is one line.
+    Every other TrainingArguments field is a flag too; those given are cfg.trainer. A first argument ending in .json
+    is a settings file (run.json is one) that the flags after it override, as in Hugging Face's example scripts."""
+    import ast
+    import dataclasses
+    import io
+    import sys
+    import tokenize
+    import typing
+
+    from transformers import HfArgumentParser, TrainingArguments
+    source = open(script, encoding="utf-8").read()
+    comments = {t.start[0]: t.string.lstrip("#").strip() for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    fields, annotations = [], namespace.get("__annotations__", {})
+    body = ast.parse(source).body
+    for node in body[:next(i for i, n in enumerate(body) if isinstance(n, ast.FunctionDef))]:  # the settings block
+        target = getattr(node, "target", None) or getattr(node, "targets", [None])[0]  # NAME: type = ... or NAME = ...
+        if isinstance(target, ast.Name) and target.id.isupper():
+            name, default = target.id, namespace[target.id]
+            kind = annotations.get(name) or (list[type(default[0])] if isinstance(default, list) else type(default))
+            meta = {"help": comments.get(node.end_lineno, "").replace("%", "%%")}
+            # a plain default where it can be: HfArgumentParser reads a bool's default from it (the --no_ flags)
+            fields.append((name.lower(), kind, dataclasses.field(default_factory=lambda d=default: list(d), metadata=meta)
+                           if isinstance(default, list) else dataclasses.field(default=default, metadata=meta)))
+    ours = {name for name, _, _ in fields}
+    hints = typing.get_type_hints(TrainingArguments)
+    knobs = [f for f in dataclasses.fields(TrainingArguments)
+             if f.init and f.name not in SET_BY_TRAIN_PY and f.name not in ours]
+    trainer_fields = [(f.name, hints[f.name], dataclasses.field(default=f.default, default_factory=f.default_factory,
+                                                                metadata={**f.metadata, "help": "Trainer: " + (
+                                                                    f.metadata.get("help") or "").replace("%", "%%")}))
+                      for f in knobs]
+    parser = HfArgumentParser([dataclasses.make_dataclass("Settings", fields),
+                               dataclasses.make_dataclass("TrainerSettings", trainer_fields)])
+    defaults = vars(parser.parse_args_into_dataclasses([])[1])  # the Trainer's own, as the parser reads them
+    args = list(sys.argv[1:] if args is None else args)
+    if args and args[0].endswith(".json"):
+        parser.set_defaults(**settings_file(args.pop(0), ours | {f.name for f in knobs}))
+    cfg, trainer = parser.parse_args_into_dataclasses(args)
+    cfg.trainer = {k: v for k, v in vars(trainer).items() if v != defaults[k]}
+    return cfg
+
+
+def settings_file(path, known):
+    """A settings file's values: a JSON object of settings by their flag names, or a run's run.json."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"settings file {path!r} cannot be read: {getattr(e, 'strerror', None) or str(e).splitlines()[0]}")
+    if isinstance(values, dict) and isinstance(values.get("settings"), dict):  # run.json: what a run started with
+        values = values["settings"]
+    if not isinstance(values, dict):
+        fail(f"settings file {path!r} holds no JSON object of settings")
+    values = {k: v for k, v in values.items() if k != "trainer"} | dict(values.get("trainer") or {})
+    if unknown := sorted(set(values) - known):
+        fail(f"settings file {path!r}: {', '.join(unknown)} {'is no setting' if len(unknown) == 1 else 'are no settings'}"
+             f" of train.py (python train.py --help lists them)")
+    return values
+
+
+def check_settings(cfg):
+    """Refuse bad numbers and an output folder that a run must not touch. Returns the checkpoint to resume from and,
+    when resuming, what the run recorded when it started (its settings and precision)."""
+    for name in ("train_size", "eval_size", "validation_size", "batch_size", "eval_batch_size", "num_epochs",
+                 "max_length", "lora_r", "early_stopping_patience"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
+            fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
+        if not 0 <= getattr(cfg, name) < 1:
+            fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.label_names != [AS_THEY_ARE] and any("=" not in pair for pair in cfg.label_names):
+        fail(f"--label_names takes data=shown pairs, such as neg=Negative, or {AS_THEY_ARE} to show the data's own "
+             f"names; got {' '.join(cfg.label_names)}")
+    if cfg.seed < 0:
+        fail(f"--seed must be 0 or more, got {cfg.seed}")
+    for name in ("learning_rate", "lora_alpha"):
+        if not getattr(cfg, name) > 0:
+            fail(f"--{name} must be more than 0, got {getattr(cfg, name)}")
+    if not 1 <= len(cfg.text_column) <= 2:
+        fail(f"--text_column takes one column, or two for a pair of texts; got {' '.join(cfg.text_column) or 'none'}")
+    known = ["auto", *dict.fromkeys(sum(SCORES.values(), ()))]
+    if cfg.best_metric not in known:
+        fail(f"--best_metric {cfg.best_metric!r} is not a score train.py computes; choose one of {', '.join(known)}")
+    if not 0 < cfg.threshold < 1:
+        fail(f"--threshold must be between 0 and 1, got {cfg.threshold}")
+    if not cfg.label_column:
+        fail("--label_column takes one column, or several 0/1 columns (one label each)")
+    if cfg.class_weights != ["balanced"] and not all(positive(w) for w in cfg.class_weights):
+        fail(f"--class_weights takes balanced, or one positive number per class; got {' '.join(cfg.class_weights)}")
+    check_tracker(cfg.report_to)
+    if cfg.trainer:  # the Trainer's own flags, checked by TrainingArguments itself (it imports torch: only if given)
+        from transformers import TrainingArguments
+        try:
+            TrainingArguments(output_dir=cfg.output_dir, **cfg.trainer)
+        except (ValueError, TypeError, ImportError) as e:
+            fail(f"{' '.join('--' + k for k in cfg.trainer)}: {str(e).splitlines()[0]}")
+    for what, name in (("dataset", cfg.dataset_name), ("model", cfg.model_name)):
+        if is_local(name) and not os.path.exists(name):
+            fail(not_found(what, name, f"--{what}_name"))
+
+    out = cfg.output_dir
+    check_not_a_home_of_other_files(out)
+    entries = os.listdir(out) if os.path.isdir(out) else []
+    checkpoints = sorted((d for d in entries if is_checkpoint(d) and whole(os.path.join(out, d))),
+                         key=lambda d: int(d.split("-")[1]))
+    finished = "adapter" in entries or "metrics.json" in entries
+    if os.path.exists(out) and not os.path.isdir(out):
+        fail(f"--output_dir {out!r} is a file, not a folder")
+    if cfg.resume and cfg.overwrite_output_dir:
+        fail("--resume and --overwrite_output_dir contradict each other; pick one")
+    if cfg.resume and not checkpoints:
+        fail(f"--resume: {out!r} holds no checkpoint to continue from")
+    if cfg.resume and finished:
+        fail(f"--resume: the run in {out!r} has already finished")
+    if not cfg.resume and not cfg.overwrite_output_dir and finished:
+        fail(f"{out!r} already holds a finished run; pass --overwrite_output_dir to replace it, "
+             f"or choose another --output_dir")
+    if not cfg.resume and not cfg.overwrite_output_dir and checkpoints:
+        fail(f"{out!r} holds an unfinished run; pass --resume to continue it or --overwrite_output_dir to start over")
+    if cfg.overwrite_output_dir and (other := next((e for e in sorted(entries) if not is_run_file(e)), None)):
+        fail(f"--overwrite_output_dir removes only a run's own files, and {out!r} also holds {other!r}; "
+             f"move that away or choose another --output_dir")
+    parent = os.path.abspath(out)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
+    if not cfg.resume:
+        return None, None
+    return os.path.join(out, checkpoints[-1]), as_the_run_started(cfg)
+
+
+# What train.py writes in OUTPUT_DIR, and all that --overwrite_output_dir may remove: checkpoint-N/ folders, these,
+# and the ".NAME.partial" files a kill can leave beside them. runs/ is TensorBoard's; RUN_RECORD holds the settings
+# and the precision a run started with, which --resume goes on with.
+RUN_RECORD = "run.json"
+
+
+RUN_FILES = ("adapter", "metrics.json", "training_curves.png", RUN_RECORD, "runs")
+
+
+def start_run(cfg, facts):
+    """Rank 0, before training: an earlier run removed where asked (only its files), and run.json written with the
+    settings and what else --resume goes on with (precision, drawn rows, processes)."""
+    from .files import write_json
+    if cfg.overwrite_output_dir:
+        remove_earlier_run(cfg.output_dir)  # asked for: no old checkpoint mixes with the new ones
+    write_json(os.path.join(cfg.output_dir, RUN_RECORD), {"settings": vars(cfg), **facts})
+
+
+def is_checkpoint(name):
+    return name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit()
+
+
+def is_run_file(name):
+    return is_checkpoint(name) or name in RUN_FILES or name in (f".{f}.partial" for f in RUN_FILES)
+
+
+def remove_earlier_run(out):
+    """Remove what an earlier run wrote in out, and nothing else (check_settings refused a folder with more)."""
+    for name in os.listdir(out) if os.path.isdir(out) else []:
+        if is_run_file(name):
+            remove(os.path.join(out, name))
+
+
+def check_not_a_home_of_other_files(out):
+    """The current folder, a folder above it, the home folder and one above it hold far more than a run: a run
+    written there is mixed into them, and replacing it could remove them."""
+    real = os.path.realpath(out)
+    for place, what in ((os.getcwd(), "the current folder"), (os.path.expanduser("~"), "the home folder")):
+        place = os.path.realpath(place)
+        if place == real or place.startswith(real.rstrip(os.sep) + os.sep):
+            fail(f"--output_dir {out!r} is {what}{'' if place == real else ' or a folder above it'}; a run needs a "
+                 f"folder of its own, such as outputs/NAME")
+
+
+# Settings that do not change what a run computes, so --resume may take new values of them.
+FREE_ON_RESUME = ("output_dir", "overwrite_output_dir", "resume", "report_to", "eval_batch_size", "trust_remote_code",
+                  "disable_tqdm", "log_level", "log_level_replica", "logging_dir", "save_total_limit", "run_name",
+                  "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers")
+
+
+def as_the_run_started(cfg):
+    """The record of the run being resumed; flags that would make another run than its checkpoints' are refused.
+    MIXED_PRECISION auto means the precision the run started in (measured again, it could come out otherwise)."""
+    path = os.path.join(cfg.output_dir, RUN_RECORD)
+    if not os.path.exists(path):
+        if cfg.num_epochs > 1:  # its epochs were scored on the evaluation rows: no epoch to keep could be chosen
+            fail(f"--resume: the run in {cfg.output_dir!r} was started by an earlier train.py, which chose the epoch "
+                 f"kept on the evaluation rows; start over with --overwrite_output_dir")
+        return None  # one epoch: nothing to choose; its precision is measured again, as it was then
+    try:
+        with open(path, encoding="utf-8") as f:
+            started = json.load(f)
+        was, now = started["settings"], vars(cfg)
+        assert isinstance(was, dict) and started["precision"] in ("bf16", "fp16", "no")
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
+    if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
+        was = was | {"label_column": [was["label_column"]]}
+    # the Trainer's own flags: one given then and not now (or now and not then) differs too
+    knobs = set(was.get("trainer") or {}) | set(now.get("trainer") or {})
+    missing = "(the Trainer's default)"
+    was = {k: v for k, v in was.items() if k != "trainer"} | {k: (was.get("trainer") or {}).get(k, missing)
+                                                              for k in knobs}
+    now = {k: v for k, v in now.items() if k != "trainer"} | {k: now["trainer"].get(k, missing) for k in knobs}
+    changed = [k for k in now if k not in FREE_ON_RESUME and k in was and was[k] != now[k]
+               and not (k == "mixed_precision" and now[k] in ("auto", started["precision"]))
+               and not (k == "best_metric" and {was[k], now[k]} == {"auto", "accuracy"} and "problem_type" not in was)]
+    if started.get("processes", processes()) != processes():
+        fail(f"--resume: the run started with {started['processes']} process(es) and this one has {processes()}; the "
+             f"Trainer would skip other rows than the run trained on: resume with {started['processes']}")
+    if changed:
+        fail("--resume goes on with the run's own settings, and these differ: "
+             + ", ".join(f"--{k} {now[k]} (the run's: {was[k]})" for k in changed)
+             + "; drop them, or start over with --overwrite_output_dir")
+    return started
+
+
+def whole(checkpoint):
+    """The Trainer writes trainer_state.json last, so a checkpoint whose state reads is whole (a kill between its
+    open and its write leaves it empty)."""
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json")) as f:
+            return bool(json.load(f))
+    except (OSError, ValueError):
+        return False
+
+
+def check_tracker(name):
+    """REPORT_TO: a tracker whose package is missing is refused now, not after the data and the model are loaded."""
+    import importlib.util
+    packages = {"tensorboard": ["tensorboard", "tensorboardX"], "azure_ml": ["azureml"]}.get(name, [name])
+    if name not in ("none", "all") and not any(importlib.util.find_spec(p) for p in packages):
+        fail(f"--report_to {name}: its package is not installed; pip install {packages[0]}")
+
+
+def positive(text):
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def is_local(name):
+    return (os.path.exists(name) or name.startswith((".", "/", "~"))
+            or name.endswith((".parquet", ".csv", ".json", ".jsonl")))
+
+
+def not_found(what, name, flag):
+    if is_local(name):
+        return f"{what} {name!r} does not exist; set {flag} to a local folder"
+    why = ("the Hugging Face Hub cannot be reached and it is not in the local cache"
+           if os.environ.get("HF_HUB_OFFLINE") == "1" else "it could not be loaded from the Hugging Face Hub")
+    return f"{what} {name!r}: {why}; set {flag} (or {flag[2:].upper()} in train.py) to a local copy"
