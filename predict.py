@@ -274,7 +274,9 @@ def main(argv=None):
             bar.update(min(batch_size, bar.total - bar.n) if bar.total else batch_size)
     predictor.add_callback(Progress())
 
-    threshold = facts.get("threshold", 0.5)
+    threshold = facts.get("thresholds") or facts.get("threshold") or 0.5  # per label where train.py chose them
+    # fitted on held-out rows, so that the probabilities mean what they say (a number per text has none)
+    temperature = facts.get("temperature", 1.0) if problem != REGRESSION else 1.0
     if problem == REGRESSION:
         new_fields = [pa.field("predicted", pa.float64())]
     else:
@@ -297,7 +299,7 @@ def main(argv=None):
                 dict(zip(text_columns, ["text", "text_pair"])))
             tokens = texts.map(train.tokenize, batched=True, remove_columns=texts.column_names,
                                fn_kwargs={"tokenizer": tokenizer, "max_length": max_length})
-            logits = inference.logits_of(predictor, tokens)
+            logits = inference.logits_of(predictor, tokens) / temperature  # no class changes: the same argmax
             p = inference.probabilities(logits, problem)
             decided = inference.decided(logits, problem, threshold)
             if scored:
@@ -367,7 +369,7 @@ def report_scores(cfg, facts, codec, true, logits, rows, label_columns, max_leng
     if len(true) == 0:
         print(f"not scored: none of the {rows} rows has a label in column {' '.join(label_columns)!r}")
         return
-    scorer = scores.Scores(problem, names, facts.get("threshold", 0.5))
+    scorer = scores.Scores(problem, names, facts.get("thresholds") or facts.get("threshold") or 0.5)
     said = scorer(EvalPrediction(predictions=logits, label_ids=true))
     report = {"rows": rows, "scored_rows": len(true), "input": cfg.file, "label_column": label_columns,
               "problem_type": problem, **said, **scorer.report(), "adapter": cfg.adapter_dir,

@@ -18,8 +18,9 @@ import time
 from typing import Literal
 
 # the plumbing, one concern a module (textlora/__init__.py lists them); none imports torch until it is needed
-from textlora import Refused, data, files, machine, models, reports, scores, settings
+from textlora import Refused, baseline, calibration, data, files, machine, models, reports, scores, settings
 from textlora.hub import go_offline_without_hub
+from textlora.labels import REGRESSION
 
 # -----------------------------------------------------------------------------
 # Every setting is also a flag, its name in lower case: --model_name, --train_size, ... (python train.py --help)
@@ -33,7 +34,7 @@ PROBLEM_TYPE: Literal["auto", "single_label", "multi_label", "regression"] = "au
 LABEL_NAMES = ["neg=Negative", "pos=Positive"]  # how to show the data's label names, as data=shown
 TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for training
 EVAL_SIZE = 1000                        # rows drawn at random (seeded) for evaluation: the accuracy reported
-VALIDATION_SIZE = 500                   # NUM_EPOCHS > 1: rows choosing the epoch kept, neither trained on nor reported
+VALIDATION_SIZE = 500                   # rows neither trained on nor reported: they choose the epoch kept, calibrate
 SEED = 42                               # subsets, new head and LoRA start, batch order: same seed, same run
 MAX_LENGTH = 512                        # tokens per text; longer texts are truncated
 LORA_R = 4                              # LoRA rank
@@ -44,7 +45,8 @@ LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # passes over the training rows; evaluation and a checkpoint after each
 BEST_METRIC = "auto"                    # the epoch kept is the best at it; auto: accuracy, micro_f1 or rmse by problem
-THRESHOLD = 0.5                         # several labels per text: a label is given where its probability passes this
+THRESHOLD: float | None = None          # several labels: a label is given past it; None: each label's best F1 on validation rows
+BASELINE = True                         # TF-IDF + logistic regression (ridge for numbers) on the same rows, to compare
 EARLY_STOPPING_PATIENCE: int | None = None  # stop after this many epochs without a better BEST_METRIC; None: off
 CLASS_WEIGHTS: list[str] = []           # loss weight per class (or label): balanced (inverse frequency), or numbers
 REPORT_TO = "none"                      # live curves through the Trainer: tensorboard, trackio, wandb, mlflow, ...
@@ -150,7 +152,7 @@ def main(args=None):
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
     eval_rows = inference.by_length(tokenized["eval"])[0]
     choose_on = {"validation": inference.by_length(tokenized["validation"])[0]} if keep_best else eval_rows
-    scorer = scores.Scores(problem, labels, cfg.threshold)
+    scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
     args = TrainingArguments(**{
         "output_dir": cfg.output_dir,
         "learning_rate": cfg.learning_rate,
@@ -193,7 +195,9 @@ def main(args=None):
         # the training, and a score logged now would open another.
         reported = trainer.predict(eval_rows, metric_key_prefix="eval").metrics \
             if keep_best or scorer.last is None else None
-        report = scorer.report()  # per class and the confusion matrix; per label; nothing more for a number
+        # The probabilities calibrated on the validation rows: a temperature, and with several labels the thresholds
+        held_out = inference.logits_of(trainer, tokenized["validation"]) \
+            if tokenized.get("validation") is not None and problem != REGRESSION else None
         examples = range(min(3, cfg.eval_size))  # for the summary, through the one inference path (every process)
         example_logits = inference.logits_of(trainer, tokenized["eval"].select(examples))
     wall = time.time() - start
@@ -201,10 +205,13 @@ def main(args=None):
     if not main_process:
         return
 
-    # -- 5. write the results; each appears whole or not at all, metrics.json last -----------------------
-    metrics = reports.metrics_of(cfg, trainer, result, reported, report, codec, best, subsets, class_weights, wall,
-                                 precision, speed, max_length, config.pad_token_id if padding_added else None,
-                                 base_name, model)
+    # -- 5. calibrate, compare with the baseline, and write the results (each whole or not at all, metrics.json last)
+    calibrated, report = calibration.of_the_run(held_out, rows.get("validation"), scorer, cfg.threshold)
+    metrics = reports.metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets,
+                                 class_weights, wall, precision, speed, max_length,
+                                 config.pad_token_id if padding_added else None, base_name, model)
+    if cfg.baseline:
+        metrics["baseline"] = baseline.score(rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5)
     adapter_dir = os.path.join(cfg.output_dir, "adapter")
     card = reports.model_card(cfg, metrics, head, machine.precision_text(precision, speed), adapter_dir)
 

@@ -607,3 +607,57 @@ def test_a_settings_file_or_a_run_json_with_flags_over_it(capsys, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"train_sise": 5}))
     err = refusal(capsys, settings, str(tmp_path / "bad.json"))
     assert "train_sise is no setting of train.py" in err
+
+
+# ---- calibration and the baseline (issue 30), against truth worked out by hand or by a library run directly ---------
+
+def test_the_temperature_fitted_is_the_one_worked_out_by_hand():
+    """Every row has logits (2, 0) and three rows in four are class 0: the likelihood is best where
+    softmax(2 / T) gives class 0 the probability 3/4, that is 2 / T = ln 3."""
+    from textlora import calibration
+    logits = np.array([[2.0, 0.0]] * 8)
+    labels = np.array([0, 0, 0, 1] * 2)
+    assert calibration.fit_temperature(logits, labels, textlora.labels.SINGLE) == pytest.approx(2 / np.log(3), rel=1e-4)
+    # several labels: one logit 3 per text, positive in 9 of 10 texts: sigmoid(3 / T) = 0.9, T = 3 / ln 9
+    assert calibration.fit_temperature(np.full((10, 1), 3.0), np.array([[1.0]] * 9 + [[0.0]]),
+                                       textlora.labels.MULTI) == pytest.approx(3 / np.log(9), rel=1e-4)
+
+
+def test_expected_calibration_error_and_brier_counted_by_hand():
+    from textlora import calibration
+    # top-class confidences 0.95, 0.95 (bin 14), 0.62, 0.62 (bin 9), 0.55 (bin 8); right: yes, no, yes, yes, no
+    p = np.array([[0.95, 0.05], [0.05, 0.95], [0.62, 0.38], [0.38, 0.62], [0.55, 0.45]])
+    y = np.array([0, 0, 0, 1, 1])
+    # bin 14: |0.95 - 1/2| * 2; bin 9: |0.62 - 1| * 2; bin 8: |0.55 - 0| * 1; over 5 predictions
+    assert calibration.ece(p, y, textlora.labels.SINGLE) == pytest.approx((0.45 * 2 + 0.38 * 2 + 0.55) / 5)
+    # Brier: the squared gaps to one-hot, summed per row, averaged
+    rows = [0.05 ** 2 * 2, 0.95 ** 2 * 2, 0.38 ** 2 * 2, 0.38 ** 2 * 2, 0.55 ** 2 * 2]
+    assert calibration.brier(p, y, textlora.labels.SINGLE) == pytest.approx(sum(rows) / 5)
+
+
+def test_each_labels_threshold_is_its_best_f1_on_a_fixed_set():
+    from textlora import calibration
+    # label a: positives at 0.3 and 0.4, negatives at 0.1 and 0.2: any cut between 0.2 and 0.3 is perfect (0.25);
+    # label b: positives at 0.9, negatives at 0.6 and 0.2: above 0.6 is perfect; 0.75 is the midpoint
+    p = np.array([[0.3, 0.9], [0.4, 0.6], [0.1, 0.2], [0.2, 0.2]])
+    y = np.array([[1, 1], [1, 0], [0, 0], [0, 0]])
+    assert calibration.best_thresholds(p, y) == pytest.approx([0.25, 0.75])
+    # all negative: nothing to find, 0.5 stays (it ties with every cut above the largest probability)
+    assert calibration.best_thresholds(np.array([[0.2], [0.7]]), np.array([[0], [0]])) == [0.5]
+
+
+def test_the_baseline_scores_what_scikit_learn_run_directly_scores():
+    from datasets import Dataset
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from conftest import reviews
+    from textlora import baseline
+    train_rows, eval_rows = Dataset.from_dict(reviews(120, seed=1)), Dataset.from_dict(reviews(60, seed=2))
+    said = baseline.score(train_rows, eval_rows, textlora.labels.SINGLE, ["Negative", "Positive"], 0.5)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2)).fit(train_rows["text"])
+    model = LogisticRegression(max_iter=1000).fit(vectorizer.transform(train_rows["text"]), train_rows["label"])
+    predicted = model.predict(vectorizer.transform(eval_rows["text"]))
+    assert said["accuracy"] == accuracy_score(eval_rows["label"], predicted)
+    assert said["f1"] == pytest.approx(f1_score(eval_rows["label"], predicted))
+    assert said["model"] == "TF-IDF + logistic regression" and said["seconds"] > 0

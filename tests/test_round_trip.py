@@ -18,7 +18,8 @@ from conftest import BAD, FILLER, GOOD
 import predict
 import train
 from textlora import labels, scores
-from textlora.labels import key
+from textlora.labels import Codec, key
+import numpy as np
 
 KINDS = ("classlabel", "strings", "integers", "booleans", "floats01", "lists", "columns", "numbers")
 FORMATS = ("csv", "jsonl", "parquet")
@@ -98,7 +99,7 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     rng = random.Random(case)
     data = tmp_path / "data"
     data.mkdir()
-    train_rows, test_rows = rows_for(kind, rng, 48), rows_for(kind, rng, 16)
+    train_rows, test_rows = rows_for(kind, rng, 60), rows_for(kind, rng, 16)  # 48 trained on, 12 held out
     write(train_rows, str(data / f"train.{fmt}"), fmt, kind)
     write(test_rows, str(data / f"test.{fmt}"), fmt, kind)
     label_flags = ["--label_column", "first", "second"] if kind == "columns" else []
@@ -132,6 +133,15 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
         for name, expected in metrics.get(report, {}).items():
             assert scored[report][name] == pytest.approx(expected, rel=1e-12, abs=1e-12), (case, report, name)
 
+    # the probabilities written are the calibrated ones train.py measured: the same calibration error
+    if metrics["calibration"] and metrics["problem_type"] != "regression":
+        from textlora import calibration
+        written = read_back(output, fmt)
+        p = np.array([[float(r[f"probability_{n}"]) for n in metrics["labels"]] for r in written])
+        truth = codec_targets(metrics, labelled)
+        assert calibration.ece(p, truth, metrics["problem_type"]) == pytest.approx(
+            metrics["calibration"]["ece_after"], abs=1e-5), case
+
     # rows still to label among them: all labelled, the others scored (batches change, so figures only nearly)
     unlabelled = [r | ({"first": None, "second": None} if kind == "columns" else {"label": None})
                   for r in rows_for(kind, rng, 4)]
@@ -148,6 +158,14 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     if metrics["problem_type"] == labels.MULTI:
         assert all(isinstance(r["predicted"], list) for r in written)  # a name with a comma stays one name
         assert {n for r in written for n in r["predicted"]} <= set(metrics["labels"])
+
+
+def codec_targets(metrics, rows):
+    """The rows' labels as the adapter's codec reads them (its round trip is checked above, against metrics.json)."""
+    with open(os.path.join(metrics["config"]["output_dir"], "adapter", "training.json")) as f:
+        codec = Codec.from_json(json.load(f)["label_codec"])
+    cells = [[r[c] for c in codec.columns] for r in rows]
+    return codec.as_array([codec.encode(c) for c in cells])
 
 
 def read_back(path, fmt):

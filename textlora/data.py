@@ -192,11 +192,19 @@ def load(cfg, keep_best):
     dataset = load_or_fail("dataset", cfg.dataset_name, "--dataset_name", "cannot be read",
                            lambda: tables.read(cfg.dataset_name, cfg.text_column + cfg.label_column))
     eval_split = next((s for s in (cfg.eval_split, "validation") if s in dataset), cfg.train_split)
-    validation_split = ("validation" if "validation" in dataset and eval_split != "validation"
-                        and len(dataset["validation"]) else cfg.train_split) if keep_best else None
-    # a validation split of the data's own may be smaller than VALIDATION_SIZE: all of it is used then
+    validation_split = "validation" if "validation" in dataset and eval_split != "validation" \
+        and len(dataset["validation"]) else cfg.train_split
+    if cfg.train_split not in dataset:
+        check_data(dataset, cfg, {})  # says which splits there are
+    # a validation split of the data's own may be smaller than VALIDATION_SIZE: all of it is used then. With one
+    # epoch the validation rows only calibrate the probabilities: drawn from what the other subsets leave, so that
+    # they never change the training or evaluation rows (none left: no calibration)
+    left = len(dataset[validation_split]) - sum(size for split, size in ((cfg.train_split, cfg.train_size),
+                                                                         (eval_split, cfg.eval_size))
+                                                if split == validation_split)
+    size = cfg.validation_size if keep_best and validation_split == cfg.train_split \
+        else max(0, min(cfg.validation_size, left))
     subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
-               "validation": (validation_split, cfg.validation_size if validation_split in (None, cfg.train_split)
-                              else min(cfg.validation_size, len(dataset[validation_split])))}
+               "validation": (validation_split, size) if size else (None, 0)}
     check_data(dataset, cfg, subsets)
     return dataset, subsets

@@ -26,10 +26,10 @@ def run_loss(log, steps):
     return total / max(steps, 1)
 
 
-def metrics_of(cfg, trainer, result, reported, report, codec, best, subsets, class_weights, wall, precision, speed,
-               max_length, pad_token_id_added, base_name, model):
-    """metrics.json: the kept adapter's scores on the evaluation rows, per epoch, which rows did what, the cost, the
-    machine and the settings."""
+def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets, class_weights, wall,
+               precision, speed, max_length, pad_token_id_added, base_name, model):
+    """metrics.json: the kept adapter's scores on the evaluation rows (with several labels, at the thresholds chosen
+    on the validation rows), per epoch, which rows did what, the calibration, the cost, the machine, the settings."""
     labels, problem = codec.names, codec.problem
     log = trainer.state.log_history
     keep_best = cfg.num_epochs > 1
@@ -41,7 +41,9 @@ def metrics_of(cfg, trainer, result, reported, report, codec, best, subsets, cla
     return {
         "problem_type": problem, "labels": labels, "headline": SCORES[problem][0],
         **{k: v for k, v in final.items() if k.startswith("eval_")},
+        **{f"eval_{k}": v for k, v in (calibrated or {}).get("scores_at_thresholds", {}).items()},
         **report,
+        "calibration": calibrated,
         "epochs": epoch_table(epochs, losses, prefix),
         "kept_epoch": {"epoch": round(kept["epoch"]), "by": best, "score": kept[prefix + best],
                        "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
@@ -91,7 +93,9 @@ def rows_text(cfg, subsets):
         subsets["validation"]
     return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}",
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
-            if validation_split else "nothing to choose: one epoch",
+            if validation_split and cfg.num_epochs > 1 else "nothing to choose: one epoch",
+            "calibrated_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
+            if validation_split else "no rows left to hold out: not calibrated",
             "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
 
 
@@ -101,8 +105,12 @@ def adapter_facts(cfg, codec, precision, metrics):
     return {"text_column": cfg.text_column, "labels": codec.names, "problem_type": codec.problem,
             "label_codec": codec.to_json(),
             "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
-            "threshold": cfg.threshold, "max_length": metrics["max_length"], "mixed_precision": cfg.mixed_precision,
-            "evaluated_in": precision, "pad_token_id": metrics["pad_token_id_added"]}
+            "threshold": cfg.threshold or 0.5, "max_length": metrics["max_length"],
+            "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
+            "pad_token_id": metrics["pad_token_id_added"],
+            # the probabilities are softmax (or sigmoid) of logits / temperature; several labels: each label's threshold
+            "temperature": (metrics["calibration"] or {}).get("temperature", 1.0),
+            "thresholds": list(((metrics["calibration"] or {}).get("thresholds") or {}).values()) or None}
 
 
 def versions():
@@ -121,13 +129,21 @@ def data_line(cfg, subsets, codec, why, class_weights):
         source += f" (there is no {cfg.eval_split!r}{also} split)"
     chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
     return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
-            f"evaluation" + (f", {validation_size} from {chooser} to choose the epoch kept" if validation_split
-                             else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
+            f"evaluation" + (f", {validation_size} from {chooser} to {purpose(cfg, codec.problem)}"
+                             if validation_split else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
                                                 MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
                                                 REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
             + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
+
+
+def purpose(cfg, problem):
+    """What the validation rows do, in words."""
+    calibrate = {SINGLE: "calibrate the probabilities", REGRESSION: None,
+                 MULTI: "calibrate the probabilities" + ("" if cfg.threshold else " and choose each label's threshold")}
+    does = [d for d in ("choose the epoch kept" if cfg.num_epochs > 1 else None, calibrate[problem]) if d]
+    return " and ".join(does) or "nothing (a number per text, one epoch)"
 
 
 def kept_text(metrics):
@@ -192,7 +208,8 @@ trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision} \
 on {metrics['device']}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
-{kept_text(metrics)}
+{kept_text(metrics)}{baseline_text(metrics)}
+- Calibration: {calibration_text(metrics) if metrics["calibration"] else "none (no held-out rows, or a number per text)"}
 - Text: {' and '.join(f'`{c}`' for c in cfg.text_column)}{' (a pair)' if len(cfg.text_column) == 2 else ''}; \
 class loss weights: {metrics['class_weights'] or 'none'}
 
@@ -215,8 +232,8 @@ def save_curves(path, metrics, log, scorer):
     losses = [h for h in log if "loss" in h]
     from matplotlib.figure import Figure  # not pyplot: no screen, no window, nothing global to close
     epochs, labels, headline = metrics["epochs"], metrics["labels"], metrics["headline"]
-    fig = Figure(figsize=(15, 4.5))
-    a, b, c = fig.subplots(1, 3)
+    fig = Figure(figsize=(20, 4.5))
+    a, b, c, d = fig.subplots(1, 4)
     a.plot([h["step"] for h in losses], [h["loss"] for h in losses], marker=".")
     a.set(title="training loss", xlabel="step", ylabel="loss")
     b.plot([e["epoch"] for e in epochs], [e[headline] for e in epochs], marker="o")
@@ -238,6 +255,18 @@ def save_curves(path, metrics, log, scorer):
         c.scatter(true, predicted, s=8, alpha=0.5)
         c.plot([true.min(), true.max()], [true.min(), true.max()], color="gray")
         c.set(title=f"predicted against true, {kept}", xlabel=f"true {labels[0]}", ylabel="predicted")
+    if metrics["calibration"]:  # reliability diagram: confidence against the share right, before and after
+        p, y, problem = scorer.last.predictions, scorer.last.label_ids, metrics["problem_type"]
+        from .calibration import probabilities, reliability
+        for t, name in ((1.0, "before"), (metrics["calibration"]["temperature"], "after")):
+            count, confidence, right = reliability(probabilities(p, problem, t), y, problem)
+            d.plot(confidence[count > 0], right[count > 0], marker="o", label=f"{name} (T={t:.3g})")
+        d.plot([0, 1], [0, 1], color="gray", linestyle="--")
+        d.set(title="reliability on the evaluation rows", xlabel="confidence", ylabel="share right", xlim=(0, 1),
+              ylim=(0, 1))
+        d.legend()
+    else:
+        d.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, format="png")
 
@@ -250,14 +279,18 @@ def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
     pairs = "text_pair" in examples.column_names
     texts = [{"text": a, "text_pair": b} for a, b in zip(examples["text"], examples["text_pair"])] if pairs \
         else list(examples["text"])
-    predicted = [codec.shown(p) for p in decided(logits, problem, cfg.threshold)]
+    calibrated = metrics["calibration"] or {}
+    temperature, thresholds = calibrated.get("temperature", 1.0), list((calibrated.get("thresholds") or {}).values())
+    predicted = [codec.shown(p) for p in decided(logits / temperature, problem, thresholds or cfg.threshold or 0.5)]
     true = [codec.shown(label) for label in examples["label"]]
     width = max(map(len, predicted + true))
     data = metrics["data"]
     where = (f"{data['eval_split']!r}" if data["eval_split"] != data["train_split"]
              else f"{data['eval_split']!r} held out (none trained on)")
     print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: "
-          f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{kept_text(metrics)}")
+          f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{baseline_text(metrics)}{kept_text(metrics)}")
+    if calibrated:
+        print(f"  {calibration_text(metrics)}")
     for text, t, p in zip(texts, true, predicted):
         verdict = "     " if problem == REGRESSION else "ok   " if p == t else "wrong"
         print(f"  {verdict} predicted {p:<{width}} true {t:<{width}} "
@@ -267,6 +300,31 @@ def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
           f"  {load_code(metrics, adapter_dir)}\n"
           f"or predict: {predict_example(texts[0], adapter_dir)}\n"
           f"{'=' * 72}")
+
+
+def baseline_text(metrics):
+    """The baseline's headline score beside the adapter's, and which is the better, in plain words."""
+    base = metrics.get("baseline")
+    if not base:
+        return ""
+    headline = metrics["headline"]
+    ours, theirs = metrics[f"eval_{headline}"], base[headline]
+    lower = headline in ("rmse", "mae")
+    better = "the adapter is better" if (ours < theirs if lower else ours > theirs) else \
+        "the same" if ours == theirs else "the BASELINE IS BETTER: fine-tuning did not pay here"
+    return f"; {base['model']} on the same rows {theirs:.4f} ({better})"
+
+
+def calibration_text(metrics):
+    c = metrics["calibration"]
+    text = (f"probabilities calibrated on {c['fitted_on_rows']} held-out rows (temperature {c['temperature']:.3g}): "
+            f"expected calibration error {c['ece_before']:.3f} -> {c['ece_after']:.3f}, Brier {c['brier_before']:.3f} "
+            f"-> {c['brier_after']:.3f}")
+    if "scores_at_thresholds" in c:
+        half = c.get("scores_at_0.5") or c.get("scores_at_threshold")
+        text += (f"; thresholds by {c['thresholds_by']}: micro F1 {half['micro_f1']:.4f} -> "
+                 f"{c['scores_at_thresholds']['micro_f1']:.4f}")
+    return text
 
 
 def shortened(text, width=60):

@@ -107,7 +107,7 @@ def check_settings(cfg):
     known = ["auto", *dict.fromkeys(sum(SCORES.values(), ()))]
     if cfg.best_metric not in known:
         fail(f"--best_metric {cfg.best_metric!r} is not a score train.py computes; choose one of {', '.join(known)}")
-    if not 0 < cfg.threshold < 1:
+    if cfg.threshold is not None and not 0 < cfg.threshold < 1:
         fail(f"--threshold must be between 0 and 1, got {cfg.threshold}")
     if not cfg.label_column:
         fail("--label_column takes one column, or several 0/1 columns (one label each)")
