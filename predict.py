@@ -433,6 +433,13 @@ def merge(cfg, facts, codec):
     tmp = cfg.merge.rstrip("/") + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)  # left by a merge killed while writing: no stale files in the new model
     merged = model.merge_and_unload()
+    if (t := facts.get("temperature", 1.0)) != 1.0 and codec.problem != REGRESSION:
+        import torch  # the output layer divided by the temperature: the merged model's probabilities are predict.py's
+        last = [m for m in merged.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(codec.names)]
+        with torch.no_grad():
+            last[-1].weight /= t
+            if last[-1].bias is not None:
+                last[-1].bias /= t
     merged.save_pretrained(tmp)  # safetensors, config.json with the label names
     tokenizer.model_max_length = max_length  # pipeline(..., truncation=True) then cuts where training did
     tokenizer.save_pretrained(tmp)

@@ -26,12 +26,19 @@ def loaded(adapter, base):
     return model, AutoTokenizer.from_pretrained(adapter)
 
 
+def temperature(adapter):
+    """The temperature train.py fitted on held-out rows: predict.py's probabilities are softmax(logits / it)."""
+    path = os.path.join(adapter, "training.json")
+    return json.load(open(path)).get("temperature", 1.0) if os.path.exists(path) else 1.0  # an older adapter: none
+
+
 def truth(adapter, base, texts):
     """Class probabilities computed here, one text at a time (no padding at all), as a check on predict.py's."""
     model, tokenizer = loaded(adapter, base)
     with torch.no_grad():
-        return [model(**tokenizer(*text if isinstance(text, tuple) else (text,), truncation=True,
-                                  return_tensors="pt")).logits.softmax(-1)[0].tolist() for text in texts]
+        return [(model(**tokenizer(*text if isinstance(text, tuple) else (text,), truncation=True,
+                                   return_tensors="pt")).logits / temperature(adapter)).softmax(-1)[0].tolist()
+                for text in texts]
 
 
 def check_predictions(rows, expected, names=("Negative", "Positive")):
@@ -291,8 +298,9 @@ def test_merged_model_loads_alone_gives_the_adapters_logits_and_predict_py_label
                                              adapter).eval()
     tokenizer = AutoTokenizer.from_pretrained(merged)
     batch = tokenizer(reviews(20, seed=8)["text"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        torch.testing.assert_close(standalone(**batch).logits, with_adapter(**batch).logits, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # the merged head carries the temperature: its probabilities are predict.py's
+        torch.testing.assert_close(standalone(**batch).logits, with_adapter(**batch).logits / temperature(adapter),
+                                   rtol=1e-4, atol=1e-5)
     assert predict(adapter, "--merge", merged).returncode == 2  # never over an existing model
 
     texts = reviews(30, seed=9)["text"]

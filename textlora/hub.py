@@ -8,7 +8,9 @@ import threading
 def go_offline_without_hub(timeout=3.0):
     """Offline mode where the Hub does not answer within `timeout` seconds."""
     if not os.environ.get("HF_HUB_OFFLINE", "") and not hub_reachable(timeout):
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"  # for datasets and transformers, which read it when first imported
+        from huggingface_hub import constants
+        constants.HF_HUB_OFFLINE = True  # huggingface_hub read it already, when the probe imported it
 
 
 def hub_reachable(timeout=3.0):
@@ -22,6 +24,7 @@ def hub_reachable(timeout=3.0):
     from huggingface_hub.utils import close_session, get_session
     close_session()  # the session reads the proxies when it is made: made now, from the environment as it is
     session = get_session()
+    was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False  # a probe asked for is sent
     http = sys.modules[type(session).__module__.split(".")[0]]  # httpx, or the fork huggingface_hub ships with
     endpoint = os.environ.get("HF_ENDPOINT") or constants._HF_DEFAULT_ENDPOINT
     reached = []
@@ -44,4 +47,5 @@ def hub_reachable(timeout=3.0):
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout)
+    constants.HF_HUB_OFFLINE = was_offline
     return bool(reached)
