@@ -104,7 +104,7 @@ def test_balanced_class_weights_lift_the_rare_class(minilm, real_data, tmp_path)
     for weights in ([], ["--class_weights", "balanced"]):
         out = str(tmp_path / f"run{len(weights)}")
         proc = run_train("--model_name", minilm, "--dataset_name", data, "--train_size", "1000", "--eval_size", "400",
-                         "--max_length", "128", "--output_dir", out, *weights, timeout=900)
+                         "--max_length", "128", "--validation_size", "100", "--output_dir", out, *weights, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         metrics = json.load(open(os.path.join(out, "metrics.json")))
         recalls[bool(weights)] = metrics["per_class"]["Sports"]["recall"]

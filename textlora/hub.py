@@ -17,7 +17,8 @@ def hub_reachable(timeout=3.0):
     """Whether a request to HF_ENDPOINT gets through, sent by huggingface_hub's own HTTP session, so by the road any
     Hub request takes: the user's proxies (HTTPS_PROXY, ALL_PROXY, NO_PROXY; SOCKS too), their certificates. A
     peer that answers in a way TLS cannot read (a stub, an interception proxy) was reached: the library says more."""
-    import ssl
+    import errno
+    import socket
     import sys
 
     from huggingface_hub import constants
@@ -35,11 +36,14 @@ def hub_reachable(timeout=3.0):
             reached.append(True)
         except (http.ProxyError, http.TimeoutException):
             pass  # a dead proxy, a proxy refusing the tunnel, or nothing answering in time
-        except http.ConnectError as e:  # a refused or unresolvable address, or a TLS failure after connecting
-            cause = e.__cause__ or e.__context__
-            while cause is not None and not isinstance(cause, ssl.SSLError) and (cause.__cause__ or cause.__context__):
-                cause = cause.__cause__ or cause.__context__
-            if isinstance(cause, ssl.SSLError) or "ssl" in str(e).lower() or "certificate" in str(e).lower():
+        except http.ConnectError as e:
+            root = e
+            while root.__cause__ or root.__context__:
+                root = root.__cause__ or root.__context__
+            # refused, unresolvable or unroutable: nothing there. Anything else failed after a peer took the
+            # connection (a TLS stub, an interception proxy): the road is open, and the library will say more
+            if not (isinstance(root, (ConnectionRefusedError, socket.gaierror))
+                    or getattr(root, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL)):
                 reached.append(True)
         except Exception:  # a road this cannot judge (SOCKS without socksio, an endpoint that is no URL)
             reached.append(True)

@@ -32,7 +32,7 @@ def read_settings(script, namespace, args=None):
     import tokenize
     import typing
 
-    from transformers import HfArgumentParser, TrainingArguments
+    from transformers import HfArgumentParser
     source = open(script, encoding="utf-8").read()
     comments = {t.start[0]: t.string.lstrip("#").strip() for t in tokenize.generate_tokens(io.StringIO(source).readline)
                 if t.type == tokenize.COMMENT}
@@ -48,25 +48,39 @@ def read_settings(script, namespace, args=None):
             fields.append((name.lower(), kind, dataclasses.field(default_factory=lambda d=default: list(d), metadata=meta)
                            if isinstance(default, list) else dataclasses.field(default=default, metadata=meta)))
     ours = {name for name, _, _ in fields}
+    settings_class = dataclasses.make_dataclass("Settings", fields)
+    args = list(sys.argv[1:] if args is None else args)
+    values = settings_file(args.pop(0)) if args and args[0].endswith(".json") else {}
+    if not ({"-h", "--help"} & set(args) or set(values) - ours):
+        parser = HfArgumentParser(settings_class)
+        parser.set_defaults(**values)
+        cfg, rest = parser.parse_args_into_dataclasses(args, return_remaining_strings=True)
+        if not rest:
+            cfg.trainer = {}
+            return cfg  # no Trainer flag: TrainingArguments, which imports torch, is not needed to read these
+
+    from transformers import TrainingArguments
     hints = typing.get_type_hints(TrainingArguments)
     knobs = [f for f in dataclasses.fields(TrainingArguments)
              if f.init and f.name not in SET_BY_TRAIN_PY and f.name not in ours]
+    if unknown := sorted(set(values) - ours - {f.name for f in knobs}):
+        fail(f"settings file: {', '.join(unknown)} {'is no setting' if len(unknown) == 1 else 'are no settings'} "
+             f"of train.py (python train.py --help lists them)")
     trainer_fields = [(f.name, hints[f.name], dataclasses.field(default=f.default, default_factory=f.default_factory,
                                                                 metadata={**f.metadata, "help": "Trainer: " + (
                                                                     f.metadata.get("help") or "").replace("%", "%%")}))
                       for f in knobs]
-    parser = HfArgumentParser([dataclasses.make_dataclass("Settings", fields),
-                               dataclasses.make_dataclass("TrainerSettings", trainer_fields)])
+    parser = HfArgumentParser([settings_class, dataclasses.make_dataclass("TrainerSettings", trainer_fields)])
     defaults = vars(parser.parse_args_into_dataclasses([])[1])  # the Trainer's own, as the parser reads them
-    args = list(sys.argv[1:] if args is None else args)
-    if args and args[0].endswith(".json"):
-        parser.set_defaults(**settings_file(args.pop(0), ours | {f.name for f in knobs}))
-    cfg, trainer = parser.parse_args_into_dataclasses(args)
+    parser.set_defaults(**values)
+    cfg, trainer, rest = parser.parse_args_into_dataclasses(args, return_remaining_strings=True)
+    if rest:
+        fail(f"{' '.join(rest)}: no such setting of train.py or the Trainer (python train.py --help lists them)")
     cfg.trainer = {k: v for k, v in vars(trainer).items() if v != defaults[k]}
     return cfg
 
 
-def settings_file(path, known):
+def settings_file(path):
     """A settings file's values: a JSON object of settings by their flag names, or a run's run.json."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -77,11 +91,7 @@ def settings_file(path, known):
         values = values["settings"]
     if not isinstance(values, dict):
         fail(f"settings file {path!r} holds no JSON object of settings")
-    values = {k: v for k, v in values.items() if k != "trainer"} | dict(values.get("trainer") or {})
-    if unknown := sorted(set(values) - known):
-        fail(f"settings file {path!r}: {', '.join(unknown)} {'is no setting' if len(unknown) == 1 else 'are no settings'}"
-             f" of train.py (python train.py --help lists them)")
-    return values
+    return {k: v for k, v in values.items() if k != "trainer"} | dict(values.get("trainer") or {})
 
 
 def check_settings(cfg):
