@@ -12,6 +12,9 @@ import pytest
 import torch
 from conftest import ROOT, reviews
 
+from predict import main as predict_main
+from textlora import Refused
+
 
 def predict(*args, stdin=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), *args], input=stdin, capture_output=True,
@@ -244,7 +247,8 @@ def test_a_pair_adapter_takes_two_columns_or_two_tab_separated_fields(trained, t
     assert not os.path.exists(tmp_path / "no.csv")
 
 
-def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp_path):
+def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as predict() runs the script: no Hub probe in this process
     adapter = os.path.join(trained[1], "adapter")
     (tmp_path / "reviews.csv").write_text("review,label\ngreat film,Positive\nawful film,Bad\n")
     (tmp_path / "broken.parquet").write_bytes(b"not a parquet file at all")
@@ -263,13 +267,24 @@ def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp
             (["fine film", "--output", str(tmp_path / "done.csv")], None, "already exists; pass --overwrite"),
             (["fine film", "--output", str(tmp_path / "out.xlsx")], None, "--output"),
             (csv_in + ["--output", str(tmp_path / "reviews.csv"), "--overwrite"], None, "is the input file"),
-            (["fine film", "--output", str(tmp_path / "done.csv" / "x.csv")], None, "not a writable folder")):
+            (["fine film", "--output", str(tmp_path / "done.csv" / "x.csv")], None, "not a writable folder"),
+            (["--merge", str(tmp_path / "done.csv")], None, "is a file"),
+            (["fine film", "--output", str(tmp_path / "new.csv")], None, "new.csv.metrics.json' already exists")):
+        if words.startswith("new.csv"):
+            (tmp_path / "new.csv.metrics.json").write_text("my scores")  # never removed without --overwrite
+        if stdin is None and "missing.txt" not in args[-1]:  # the rules in this process; the process itself below
+            with pytest.raises(Refused) as refusal:
+                predict_main([adapter, *args])
+            assert words in str(refusal.value) and "\n" not in str(refusal.value), (args, str(refusal.value))
+            continue
         proc = predict(adapter, *args, stdin=stdin)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and lines[-1].startswith("predict.py: error:"), (args, proc.stderr)
         assert words in lines[-1] and "Traceback" not in proc.stderr, (args, proc.stderr)
-    assert sorted(os.listdir(tmp_path)) == ["broken.parquet", "done.csv", "reviews.csv", "reviews.xlsx"]
+    assert sorted(os.listdir(tmp_path)) == ["broken.parquet", "done.csv", "new.csv.metrics.json", "reviews.csv",
+                                            "reviews.xlsx"]
     assert (tmp_path / "done.csv").read_text() == "keep me"
+    assert (tmp_path / "new.csv.metrics.json").read_text() == "my scores"
     proc = predict(trained[1], "fine film")  # the run folder, not its adapter/
     assert proc.returncode == 2 and "not an adapter folder" in proc.stderr
 

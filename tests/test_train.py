@@ -152,10 +152,34 @@ def assert_refused(proc, out, *words):
     (["--text_column", "text", "summary"], ["no 'summary' column", "--text_column"]),
     (["--report_to", "wandb"], ["--report_to wandb", "pip install wandb"]),  # not in tests/requirements.txt
 ])
-def test_bad_flags_are_refused(train, flags, words):
+def test_bad_flags_are_refused(tiny_model, tiny_imdb, tmp_path, flags, words):
     if "--report_to" in flags:
         import importlib.util
         assert importlib.util.find_spec("wandb") is None, "this case needs a tracker that is not installed"
+    said = refused_in_process(tiny_model, tiny_imdb, tmp_path, *flags)
+    for word in words:
+        assert word in said, (word, said)
+
+
+def refused_in_process(tiny_model, tiny_imdb, tmp_path, *flags):
+    """train.py's main() in this process, as the script runs it: what it refuses with (one line), nothing written.
+    The process around it (exit status 2, the line on stderr) is shown once, by test_a_refusal_is_one_line."""
+    import train as recipe
+    from textlora import Refused
+    out = tmp_path / "run"
+    with pytest.raises(Refused) as refusal:
+        recipe.main(["--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size",
+                     "100", "--validation_size", "100", "--output_dir", str(out), *flags])
+    message = str(refusal.value)
+    assert message and "\n" not in message and not out.exists(), message
+    return message
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--train_size", "0"], ["--train_size", "at least 1"]),  # a setting, refused before anything is loaded
+    (["--text_column", "review"], ["no 'review' column", "text, label", "--text_column"]),  # a data check
+])
+def test_a_refusal_is_one_line_exit_2_and_writes_nothing(train, flags, words):
     assert_refused(*train(*flags), *words)
 
 
@@ -165,8 +189,11 @@ def test_bad_flags_are_refused(train, flags, words):
     ("missing_label", ["1 rows of split 'train'", "row 9"]),
     ("dict_label", ["--label_column 'label'", "holds {'stars'", "class names, integer ids"]),
 ])
-def test_bad_datasets_are_refused(train, bad_datasets, name, words):
-    assert_refused(*train("--dataset_name", str(bad_datasets / name), "--train_size", "20", "--eval_size", "20"), *words)
+def test_bad_datasets_are_refused(tiny_model, bad_datasets, tmp_path, name, words):
+    said = refused_in_process(tiny_model, str(bad_datasets / name), tmp_path, "--train_size", "20", "--eval_size",
+                              "20", "--validation_size", "10")
+    for word in words:
+        assert word in said, (word, said)
 
 
 def test_target_modules_that_the_model_lacks_are_named_with_its_layers(tiny_imdb, tiny_model, tmp_path):
