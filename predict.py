@@ -100,10 +100,12 @@ class Input:
             except Exception as e:  # pyarrow, pandas and datasets each raise their own type for a bad file
                 raise Refused(f"cannot read {cfg.file!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             self.columns, self.rows = self.data.column_names, len(self.data)
+            # a JSONL field of several types (a number here, text there): datasets keeps it as JSON text
+            self.json_columns = [c for c, f in self.data.features.items() if type(f).__name__ == "Json"]
             self.schema = self.data.features.arrow_schema.remove_metadata()
         else:
             import pyarrow as pa
-            self.columns = list(text_columns)
+            self.columns, self.json_columns = list(text_columns), []
             self.schema = pa.schema([(c, pa.string()) for c in text_columns])
 
     def lines(self):
@@ -283,7 +285,8 @@ def main(argv=None):
         new_fields = [pa.field("predicted", pa.list_(pa.string()) if problem == MULTI else pa.string())] + \
             ([pa.field("probability", pa.float64())] if problem == SINGLE else []) + \
             [pa.field(f"probability_{name}", pa.float64()) for name in names]
-    writer = tables.Writer(output, pa.schema(list(source.schema) + new_fields)) if output else None
+    writer = tables.Writer(output, pa.schema(list(source.schema) + new_fields), source.json_columns) \
+        if output else None
     import datasets
     from datasets import Dataset
     datasets.disable_progress_bars()
@@ -430,8 +433,11 @@ def merge(cfg, facts, codec):
     from textlora import models
     model, tokenizer, _ = load(cfg, facts, codec)
     max_length = models.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
-    tmp = cfg.merge.rstrip("/") + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a merge killed while writing: no stale files in the new model
+    import tempfile
+    parent = os.path.dirname(os.path.abspath(cfg.merge.rstrip("/")))
+    os.makedirs(parent, exist_ok=True)
+    # a folder of its own beside OUT_DIR, renamed at the end (never a folder of the user's, such as OUT_DIR.partial)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(cfg.merge.rstrip('/'))}.", suffix=".partial")
     merged = model.merge_and_unload()
     if (t := facts.get("temperature", 1.0)) != 1.0 and codec.problem != REGRESSION:
         import torch  # the output layer divided by the temperature: the merged model's probabilities are predict.py's
@@ -443,9 +449,12 @@ def merge(cfg, facts, codec):
     merged.save_pretrained(tmp)  # safetensors, config.json with the label names
     tokenizer.model_max_length = max_length  # pipeline(..., truncation=True) then cuts where training did
     tokenizer.save_pretrained(tmp)
-    if os.path.isdir(cfg.merge):
-        os.rmdir(cfg.merge)  # empty, checked above
-    os.replace(tmp, cfg.merge)
+    try:
+        if os.path.isdir(cfg.merge):
+            os.rmdir(cfg.merge)  # empty, checked above
+        os.replace(tmp, cfg.merge)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only where the rename did not happen: ours
     print(f"merged model written to {cfg.merge}/; load it with\n"
           f"  AutoModelForSequenceClassification.from_pretrained(\"{cfg.merge}\")")
 

@@ -199,9 +199,30 @@ def test_overwrite_refuses_a_folder_holding_anything_else(capsys, tmp_path):
         err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
         assert repr(other) in err, err
         (out / other).unlink()
+    # a folder or file a user named as train.py names its own: judged by what it holds
+    (out / "runs" / "experiment.txt").write_text("mine")  # TensorBoard writes event files only
+    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+    assert "'runs'" in err, err
+    (out / "runs" / "experiment.txt").unlink()
+    (out / "run.json").write_text('{"my": "own record"}')
+    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+    assert "'run.json'" in err, err
+    (out / "run.json").unlink()
     (out / "notes.txt").write_text("mine")
     textlora.settings.remove_earlier_run(str(out))  # what the run removes, when it may: its own files, never the others
     assert os.listdir(out) == ["notes.txt"]
+
+
+def test_a_new_run_never_writes_over_a_file_named_as_a_runs(capsys, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    textlora.settings.check_settings(settings("--output_dir", str(out)))  # a folder with other files: a run beside
+    for name in ("run.json", "training_curves.png"):
+        (out / name).write_text("mine")
+        err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out)))
+        assert repr(name) in err and "--overwrite_output_dir" in err, err
+        (out / name).unlink()
 
 
 # ---- precision ----------------------------------------------------------------------------------------------
@@ -581,9 +602,10 @@ def test_every_other_trainer_field_is_a_flag_recorded_and_checked_on_resume(caps
     assert cfg.trainer == {"weight_decay": 0.01, "gradient_accumulation_steps": 4, "gradient_checkpointing": True,
                            "save_total_limit": 1, "lr_scheduler_type": "cosine"}
     assert settings().trainer == {}  # none given: the Trainer's defaults, recorded as nothing
-    err = refusal(capsys, textlora.settings.check_settings, settings("--warmup_steps", "-1", "--output_dir",
-                                                                     str(tmp_path / "x")))
-    assert "--warmup_steps" in err and not (tmp_path / "x").exists()
+    for flag, value in (("--warmup_steps", "-1"), ("--gradient_accumulation_steps", "0"), ("--weight_decay", "-1")):
+        err = refusal(capsys, textlora.settings.check_settings, settings(flag, value, "--output_dir",
+                                                                         str(tmp_path / "x")))
+        assert flag in err and not (tmp_path / "x").exists(), err
     # a run started with some of them: resuming with another value, or without one, is refused by name
     out = tmp_path / "run"
     (out / "checkpoint-50").mkdir(parents=True)

@@ -78,7 +78,10 @@ def test_csv_in_csv_out_keeps_every_row_its_columns_and_order(trained, tiny_mode
     texts = reviews(40, seed=11)["text"]
     texts[3] += "\nand a second line"  # a quoted field across lines is one row
     texts[5] += ', "quoted", and; more'
-    rows = [{"id": f"{i:03d}", "text": text, "note": "" if i % 3 else "x,y"} for i, text in enumerate(texts)]
+    rows = [{"id": f"{i:03d}", "text": text, "note": "NA" if i % 7 == 0 else "" if i % 3 else "x,y"}
+            for i, text in enumerate(texts)]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "labelled.csv.partial").write_text("mine")  # a name the writer must not take
     with open(tmp_path / "tickets.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, ["id", "text", "note"])
         writer.writeheader()
@@ -89,9 +92,11 @@ def test_csv_in_csv_out_keeps_every_row_its_columns_and_order(trained, tiny_mode
         out = list(csv.DictReader(f))
     assert list(out[0]) == ["id", "text", "note", "predicted", "probability", "probability_Negative",
                             "probability_Positive"]
-    assert [{k: r[k] for k in ("id", "text", "note")} for r in out] == rows  # every row, in order, "007" still text
+    # every row, in order, as written: "007" still text, "NA" and empty cells as they were (only the text is parsed)
+    assert [{k: r[k] for k in ("id", "text", "note")} for r in out] == rows
     check_predictions(out, truth(adapter, tiny_model, texts))
-    assert sorted(os.listdir(tmp_path / "out")) == ["labelled.csv"]  # no label column: nothing scored, no .partial
+    assert sorted(os.listdir(tmp_path / "out")) == ["labelled.csv", "labelled.csv.partial"]  # no scores, no .partial
+    assert (tmp_path / "out" / "labelled.csv.partial").read_text() == "mine"
 
 
 def test_jsonl_and_parquet_in_and_out(trained, tiny_model, tmp_path):

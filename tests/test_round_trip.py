@@ -191,3 +191,17 @@ def test_a_field_set_only_after_the_first_chunk_is_written_to_parquet(trained, t
     table = pq.read_table(tmp_path / "out.parquet")
     assert table.num_rows == 2100 and table.schema.field("when").type == pa.string()
     assert table["when"].to_pylist()[2047:2049] == [None, "later"]
+
+
+def test_a_field_of_several_types_comes_back_as_it_was(trained, tmp_path):
+    """A JSONL field that is a number in some rows and text in others (datasets keeps it as JSON text) is written
+    back with each row's own value and type."""
+    rng = random.Random(1)
+    rows = [{"text": text_for(rng, rng.random()), "extra": i if i < 5 else f"x{i}"} for i in range(8)]
+    (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for fmt in ("jsonl", "csv"):
+        predict.main([os.path.join(trained[1], "adapter"), "--file", str(tmp_path / "mixed.jsonl"), "--output",
+                      str(tmp_path / f"out.{fmt}")])
+    assert [r["extra"] for r in read_back(str(tmp_path / "out.jsonl"), "jsonl")] == [r["extra"] for r in rows]
+    with open(tmp_path / "out.csv", newline="") as f:
+        assert [r["extra"] for r in csv.DictReader(f)] == [str(r["extra"]) for r in rows]

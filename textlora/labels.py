@@ -154,6 +154,9 @@ def from_data(features, columns, distinct, problem_type, label_names):
                       f"--problem_type {problem_type}")
     if listed and problem_type == "regression":
         raise Refused(f"--problem_type regression needs one column of numbers; --label_column {spelled} holds lists")
+    if type(inner).__name__ == "Json":  # datasets' type for a JSON field whose values are of several types
+        raise Refused(f"--label_column {spelled!r} holds values of several types (numbers in some rows and text in "
+                      f"others, say); make them one type")
     classlabel = isinstance(inner, ClassLabel)
     dtype = "classlabel" if classlabel else inner.dtype if isinstance(inner, Value) else str(inner)
 

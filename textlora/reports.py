@@ -47,7 +47,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         "epochs": epoch_table(epochs, losses, prefix),
         "kept_epoch": {"epoch": round(kept["epoch"]), "by": best, "score": kept[prefix + best],
                        "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
-        "rows": rows_text(cfg, subsets),
+        "rows": rows_text(cfg, subsets, calibrated),
         "class_weights": class_weights,
         "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
         "train_runtime_s": result.metrics["train_runtime"],
@@ -87,7 +87,7 @@ def epoch_table(epochs, losses, prefix):
                                          or [np.nan]))} for e in epochs]
 
 
-def rows_text(cfg, subsets):
+def rows_text(cfg, subsets, calibrated):
     """Which rows did what, in words, for metrics.json."""
     train, (eval_split, _), (validation_split, validation_size) = subsets["train"], subsets["eval"], \
         subsets["validation"]
@@ -95,7 +95,8 @@ def rows_text(cfg, subsets):
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if validation_split and cfg.num_epochs > 1 else "nothing to choose: one epoch",
             "calibrated_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
-            if validation_split else "no rows left to hold out: not calibrated",
+            if calibrated else "not calibrated: a number per text" if validation_split
+            else "not calibrated: no rows left to hold out",
             "scores_reported_on": f"{cfg.eval_size} rows of {eval_split!r}, none trained on"}
 
 
@@ -143,7 +144,7 @@ def purpose(cfg, problem):
     calibrate = {SINGLE: "calibrate the probabilities", REGRESSION: None,
                  MULTI: "calibrate the probabilities" + ("" if cfg.threshold else " and choose each label's threshold")}
     does = [d for d in ("choose the epoch kept" if cfg.num_epochs > 1 else None, calibrate[problem]) if d]
-    return " and ".join(does) or "nothing (a number per text, one epoch)"
+    return " and ".join(does) or "hold out (unused: a number per text has no probabilities to calibrate)"
 
 
 def kept_text(metrics):
@@ -287,7 +288,8 @@ def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
     data = metrics["data"]
     where = (f"{data['eval_split']!r}" if data["eval_split"] != data["train_split"]
              else f"{data['eval_split']!r} held out (none trained on)")
-    print(f"\n{'=' * 72}\ndone in {metrics['wall_time_s'] / 60:.1f} min on {metrics['device']}: "
+    took = f"{metrics['wall_time_s'] / 60:.1f} min" if metrics["wall_time_s"] >= 60 else f"{metrics['wall_time_s']:.0f} s"
+    print(f"\n{'=' * 72}\ndone in {took} on {metrics['device']}: "
           f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{baseline_text(metrics)}{kept_text(metrics)}")
     if calibrated:
         print(f"  {calibration_text(metrics)}")

@@ -130,6 +130,13 @@ def check_settings(cfg):
             TrainingArguments(output_dir=cfg.output_dir, **cfg.trainer)
         except (ValueError, TypeError, ImportError) as e:
             fail(f"{' '.join('--' + k for k in cfg.trainer)}: {str(e).splitlines()[0]}")
+        # numbers TrainingArguments takes but the Trainer divides by, or that make no sense below 0
+        for name, least in (("gradient_accumulation_steps", 1), ("eval_accumulation_steps", 1),
+                            ("logging_steps", 1e-9), ("weight_decay", 0), ("max_grad_norm", 0), ("save_total_limit", 0),
+                            ("dataloader_num_workers", 0), ("label_smoothing_factor", 0)):
+            if cfg.trainer.get(name) is not None and not cfg.trainer[name] >= least:
+                fail(f"--{name} must be {'at least ' + str(least) if least >= 1 else 'more than 0' if least else '0 or more'}"
+                     f", got {cfg.trainer[name]}")
     for what, name in (("dataset", cfg.dataset_name), ("model", cfg.model_name)):
         if is_local(name) and not os.path.exists(name):
             fail(not_found(what, name, f"--{what}_name"))
@@ -153,9 +160,14 @@ def check_settings(cfg):
              f"or choose another --output_dir")
     if not cfg.resume and not cfg.overwrite_output_dir and checkpoints:
         fail(f"{out!r} holds an unfinished run; pass --resume to continue it or --overwrite_output_dir to start over")
-    if cfg.overwrite_output_dir and (other := next((e for e in sorted(entries) if not is_run_file(e)), None)):
+    if cfg.overwrite_output_dir and (other := next((e for e in sorted(entries)
+                                                    if not is_run_file(e, os.path.join(out, e))), None)):
         fail(f"--overwrite_output_dir removes only a run's own files, and {out!r} also holds {other!r}; "
              f"move that away or choose another --output_dir")
+    if not cfg.resume and not cfg.overwrite_output_dir and (
+            mine := next((e for e in sorted(entries) if e in RUN_FILES), None)):  # a new run would write over it
+        fail(f"{out!r} holds {mine!r}, which a run writes: pass --overwrite_output_dir to replace an earlier run's, "
+             f"or choose another --output_dir")
     parent = os.path.abspath(out)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
@@ -188,14 +200,28 @@ def is_checkpoint(name):
     return name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit()
 
 
-def is_run_file(name):
-    return is_checkpoint(name) or name in RUN_FILES or name in (f".{f}.partial" for f in RUN_FILES)
+def is_run_file(name, path=None):
+    """Whether an entry of OUTPUT_DIR is a run's own: by its name and, where a user's could bear the same name, by
+    what it holds (run.json train.py's record, runs/ TensorBoard's event files only)."""
+    if not (is_checkpoint(name) or name in RUN_FILES or name in (f".{f}.partial" for f in RUN_FILES)):
+        return False
+    if path is None or os.path.islink(path):
+        return True
+    if name == RUN_RECORD:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return isinstance(json.load(f).get("settings"), dict)
+        except (OSError, ValueError, AttributeError):
+            return False
+    if name == "runs":
+        return all(f.startswith("events.out.tfevents.") for _, _, files in os.walk(path) for f in files)
+    return True
 
 
 def remove_earlier_run(out):
     """Remove what an earlier run wrote in out, and nothing else (check_settings refused a folder with more)."""
     for name in os.listdir(out) if os.path.isdir(out) else []:
-        if is_run_file(name):
+        if is_run_file(name, os.path.join(out, name)):
             remove(os.path.join(out, name))
 
 
@@ -236,7 +262,7 @@ def as_the_run_started(cfg):
         was = was | {"label_column": [was["label_column"]]}
     # the Trainer's own flags: one given then and not now (or now and not then) differs too
     knobs = set(was.get("trainer") or {}) | set(now.get("trainer") or {})
-    missing = "(the Trainer's default)"
+    missing = "not given (the Trainer's default)"
     was = {k: v for k, v in was.items() if k != "trainer"} | {k: (was.get("trainer") or {}).get(k, missing)
                                                               for k in knobs}
     now = {k: v for k, v in now.items() if k != "trainer"} | {k: now["trainer"].get(k, missing) for k in knobs}
@@ -248,7 +274,8 @@ def as_the_run_started(cfg):
              f"Trainer would skip other rows than the run trained on: resume with {started['processes']}")
     if changed:
         fail("--resume goes on with the run's own settings, and these differ: "
-             + ", ".join(f"--{k} {now[k]} (the run's: {was[k]})" for k in changed)
+             + ", ".join(f"--{k} {now[k]} (the run's: {was[k]})" if now[k] != missing else
+                         f"--{k} {now[k]}, the run's: {was[k]}" for k in changed)
              + "; drop them, or start over with --overwrite_output_dir")
     return started
 

@@ -6,6 +6,9 @@ import json
 import os
 
 FILES = (".csv", ".jsonl", ".json", ".parquet")
+# what pandas reads as a missing value by default (pandas.read_csv's na_values documentation)
+NA_SPELLINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+                "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 WRITES = (".csv", ".jsonl", ".parquet")
 
 
@@ -21,7 +24,10 @@ def read(name, parsed=()):
         if kind == "csv":
             with open(name, encoding="utf-8-sig", newline="") as f:
                 header = next(csv.reader(f), [])
-            options["converters"] = {c: str for c in header if c not in parsed} or None
+            kept = [c for c in header if c not in parsed]
+            if kept:  # pandas' own missing-value spellings (NA, null, empty, ...) only where the cells are parsed
+                options |= {"converters": {c: str for c in kept}, "keep_default_na": False,
+                            "na_values": {c: sorted(NA_SPELLINGS) for c in header if c in parsed}}
         data = load_dataset({"jsonl": "json"}.get(kind, kind), data_files=name, **options)
     else:
         data = load_dataset(name)
@@ -49,14 +55,19 @@ def lists_in_csv(data):
 
 
 class Writer:
-    """Rows written beside `path` (PATH.partial) and renamed by close(): the output is there whole or not at all.
+    """Rows written beside `path` (.PATH.XXXX.partial) and renamed by close(): the output is whole or not at all.
     schema: the pyarrow schema of every row, known before the first; lists and dicts in a CSV are JSON."""
 
-    def __init__(self, path, schema):
-        self.path, self.partial, self.schema = path, path + ".partial", schema
+    def __init__(self, path, schema, json_columns=()):
+        import tempfile
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        # a name of its own beside the output (never a file of the user's, such as an earlier PATH.partial)
+        handle, self.partial = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+        os.close(handle)
+        self.path, self.schema, self.json_columns = path, schema, set(json_columns)
         self.suffix = os.path.splitext(path)[1].lower()
         self.file, self.parquet = None, None
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if self.suffix == ".parquet":
             import pyarrow.parquet as pq
             self.parquet = pq.ParquetWriter(self.partial, schema)
@@ -72,6 +83,9 @@ class Writer:
             self.parquet.write_table(table.select(self.schema.names).cast(self.schema))
             return
         rows = table.select(self.schema.names).to_pylist()
+        if self.json_columns:  # cells of several types, which datasets keeps as JSON text: written back as they were
+            rows = [{k: json.loads(v) if k in self.json_columns and v is not None else v for k, v in row.items()}
+                    for row in rows]
         if self.suffix == ".csv":
             self.csv.writerows([json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
                                 for v in row.values()] for row in rows)
