@@ -215,7 +215,7 @@ on {metrics['device']}
 class loss weights: {metrics['class_weights'] or 'none'}
 
 Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(labels))} (also in labels.json)\
-{f"; each is given where its probability passes {cfg.threshold}" if metrics['problem_type'] == MULTI else ""}.
+{f"; each is given where its probability passes {thresholds_text(cfg, metrics)}" if metrics['problem_type'] == MULTI else ""}.
 
 ```python
 from peft import AutoPeftModelForSequenceClassification
@@ -224,6 +224,14 @@ from transformers import AutoTokenizer
 tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")
 ```
 """
+
+
+def thresholds_text(cfg, metrics):
+    """Several labels: the threshold of each, as predict.py uses them (adapter/training.json)."""
+    chosen = (metrics["calibration"] or {}).get("thresholds")
+    if not chosen:
+        return f"{cfg.threshold or 0.5}"
+    return "its threshold (" + ", ".join(f"{name} {t:.3g}" for name, t in chosen.items()) + ")"
 
 
 def save_curves(path, metrics, log, scorer):
