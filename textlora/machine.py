@@ -30,7 +30,9 @@ def local_rank_zero():
 
 @contextlib.contextmanager
 def this_machine_first():
-    """Each machine's first process (local rank 0; on one machine, rank 0) runs the block first; under torchrun or
+    """Hand-written, not accelerate's local_main_process_first: that one joins the process group (and imports torch)
+    before the block, and here the first process checks the flags and the data before torch is imported.
+    Each machine's first process (local rank 0; on one machine, rank 0) runs the block first; under torchrun or
     accelerate launch the other processes wait at its start and run it after. So a bad input is said before the
     others start, and no two processes of a machine write its datasets cache at once (each machine has its own).
     The first process joins the others only at the block's end: it checks the flags and the data before torch is

@@ -291,7 +291,8 @@ def whole(checkpoint):
 
 
 def check_tracker(name):
-    """REPORT_TO: a tracker whose package is missing is refused now, not after the data and the model are loaded."""
+    """REPORT_TO: a tracker whose package is missing is refused now, not after the data and the model are loaded.
+    Hand-written: transformers' own check (transformers.integrations) imports torch, and this runs before it."""
     import importlib.util
     packages = {"tensorboard": ["tensorboard", "tensorboardX"], "azure_ml": ["azureml"]}.get(name, [name])
     if name not in ("none", "all") and not any(importlib.util.find_spec(p) for p in packages):
