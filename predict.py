@@ -100,9 +100,13 @@ class Input:
             except Exception as e:  # pyarrow, pandas and datasets each raise their own type for a bad file
                 raise Refused(f"cannot read {cfg.file!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             self.columns, self.rows = self.data.column_names, len(self.data)
+            # a CSV's label cells are parsed to be scored (as train.py parses them) and written back as they were:
+            # the same reader, with only the text columns parsed, gives the rows to write
+            self.written = tables.read(cfg.file, text_columns)["train"] \
+                if self.kind == ".csv" and set(label_columns) & set(self.columns) else self.data
             # a JSONL field of several types (a number here, text there): datasets keeps it as JSON text
-            self.json_columns = [c for c, f in self.data.features.items() if type(f).__name__ == "Json"]
-            self.schema = self.data.features.arrow_schema.remove_metadata()
+            self.json_columns = [c for c, f in self.written.features.items() if type(f).__name__ == "Json"]
+            self.schema = self.written.features.arrow_schema.remove_metadata()
         else:
             import pyarrow as pa
             self.columns, self.json_columns = list(text_columns), []
@@ -127,13 +131,16 @@ class Input:
         return f"row {n}" if self.table else f"{'text' if self.kind == 'arguments' else 'line'} {n}"
 
     def chunks(self):
+        """(rows as read for the model and the scores, the same rows as they are written back)."""
         import pyarrow as pa
         if self.table:
-            yield from self.data.with_format("arrow").iter(batch_size=CHUNK)
+            yield from zip(self.data.with_format("arrow").iter(batch_size=CHUNK),
+                           self.written.with_format("arrow").iter(batch_size=CHUNK))
             return
         lines = self.lines()
         while chunk := list(itertools.islice(lines, CHUNK)):
-            yield pa.table({c: [fields[i] for fields in chunk] for i, c in enumerate(self.text_columns)})
+            table = pa.table({c: [fields[i] for fields in chunk] for i, c in enumerate(self.text_columns)})
+            yield table, table
 
 
 def check_texts(table, text_columns, where, first):
@@ -232,7 +239,7 @@ def main(argv=None):
     labelled = 0
     if source.table:
         first = 1
-        for chunk in source.chunks():
+        for chunk, _ in source.chunks():
             check_texts(chunk, text_columns, source.where, first)
             if scored:
                 labelled += sum(t is not None for t in targets(chunk, label_columns, codec, source.where, first))
@@ -295,7 +302,7 @@ def main(argv=None):
     width = max(8, *map(len, names))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop cleans up as Ctrl-C does
     try:
-        for chunk in source.chunks():
+        for chunk, as_written in source.chunks():
             if source.kind == "stdin":
                 check_texts(chunk, text_columns, source.where, first)
             texts = Dataset(chunk.select(text_columns)).rename_columns(
@@ -321,8 +328,8 @@ def main(argv=None):
                 if problem != REGRESSION:
                     columns |= {f"probability_{name}": p[:, i].round(6).tolist() for i, name in enumerate(names)}
                 for field in new_fields:
-                    chunk = chunk.append_column(field, pa.array(columns[field.name], field.type))
-                writer.write(chunk)
+                    as_written = as_written.append_column(field, pa.array(columns[field.name], field.type))
+                writer.write(as_written)
             else:
                 shown = [" ".join(" | ".join(t).split()) for t in zip(*(chunk[c].to_pylist() for c in text_columns))]
                 lines = [f"{q[0]:<{width}.4g}" if problem == REGRESSION else

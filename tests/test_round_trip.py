@@ -151,6 +151,11 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     assert "scored 16 of 20 rows" in said, said
     headline = scores.SCORES[metrics["problem_type"]][0]
     assert json.load(open(output + ".metrics.json"))[headline] == pytest.approx(metrics[f"eval_{headline}"], abs=1e-5)
+    if fmt == "csv":  # the label cells are parsed to be scored, and written back as they were (1 stays 1, not 1.0)
+        columns = ["first", "second"] if kind == "columns" else ["label"]
+        with open(given, newline="") as f, open(output, newline="") as g:
+            assert [[r[c] for c in columns] for r in csv.DictReader(g)] == [[r[c] for c in columns]
+                                                                             for r in csv.DictReader(f)], case
 
     # every row, in order, with its own cells as the reader read them, and the prediction added
     written = read_back(output, fmt)
