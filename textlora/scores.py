@@ -26,14 +26,14 @@ class Scores:
         return number_scores(*self.numbers())
 
     def classes(self):
-        return self.last.label_ids.astype(int), self.last.predictions.argmax(-1)
+        from .inference import decided
+        return self.last.label_ids.astype(int), decided(self.last.predictions, SINGLE, None)
 
     def tags(self):
         """True and predicted labels, 0/1 per text and label: a label is predicted where its probability passes the
         threshold."""
-        import numpy as np
-        probability = 1 / (1 + np.exp(-self.last.predictions.astype(np.float64)))
-        return self.last.label_ids > 0.5, probability > self.threshold
+        from .inference import decided  # here, not at the top: inference imports transformers, scores is light
+        return self.last.label_ids > 0.5, decided(self.last.predictions, MULTI, self.threshold)
 
     def numbers(self):
         return self.last.label_ids.reshape(-1).astype(float), self.last.predictions.reshape(-1).astype(float)
