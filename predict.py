@@ -300,7 +300,7 @@ def main(argv=None):
     true, said = [], []
     rows_done, start, first = 0, time.time(), 1
     width = max(8, *map(len, names))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop cleans up as Ctrl-C does
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop cleans up as Ctrl-C does
     try:
         for chunk, as_written in source.chunks():
             if source.kind == "stdin":
@@ -349,6 +349,7 @@ def main(argv=None):
         print(f"\npredict.py: interrupted{'; nothing written' if output else ''}", file=sys.stderr)
         sys.exit(130)
     finally:
+        signal.signal(signal.SIGTERM, before)  # main() called from a program leaves its handler as it was
         bar.close()
         if writer:
             writer.discard()
@@ -466,9 +467,14 @@ def merge(cfg, facts, codec):
           f"  AutoModelForSequenceClassification.from_pretrained(\"{cfg.merge}\")")
 
 
+def fail(message):
+    """Bad input: one line on stderr and exit status 2, with nothing written."""
+    print(f"predict.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
     try:
         main()
     except Refused as e:
-        print(f"predict.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(e))

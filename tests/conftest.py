@@ -100,14 +100,44 @@ def run_train(*flags, env=None, timeout=300):
                           env=env, timeout=timeout, cwd=ROOT)
 
 
+def in_process(script, *args, stdin=None):
+    """`python SCRIPT.py ARGS` (SCRIPT: "train", "predict" or a module) as its main(ARGS) in this process, offline, its
+    output captured: a CompletedProcess, as run_train gives. A refusal goes through the script's own fail(): exit status 2
+    and its one line on stderr. A process costs 5-10 s of imports alone, so what only a process shows (the Hub probe
+    before any import, signals, launchers, a real pipe, the exit status itself) is tested once in one, and the rest
+    here. Warnings logged by the libraries are not captured here (their handlers hold the stderr they started with)."""
+    import importlib
+    import io
+    from unittest import mock
+
+    from textlora import Refused
+    module = importlib.import_module(script) if isinstance(script, str) else script  # or a module, loaded already
+    out, err = io.StringIO(), io.StringIO()
+    given = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
+    with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}), mock.patch.object(sys, "stdin", given), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            module.main(list(args))
+            code = 0
+        except Refused as refusal:
+            try:
+                module.fail(str(refusal))
+            except SystemExit as exit:
+                code = exit.code
+        except SystemExit as exit:  # --help, an argparse error, an interruption
+            code = exit.code
+    return subprocess.CompletedProcess([module.__name__, *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def train(tiny_model, tiny_imdb, tmp_path):
-    """train(flag, ...) runs train.py on the tiny model and data into a fresh folder; returns (process, output_dir)."""
-    def run(*flags, output_dir=None):
+    """train(flag, ...) runs train.py on the tiny model and data into a fresh folder, in this process unless
+    in_a_process; returns (the finished run, as a CompletedProcess, output_dir)."""
+    def run(*flags, output_dir=None, in_a_process=False):
         output_dir = output_dir or str(tmp_path / "run")
-        proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                         "--eval_size", "100", "--validation_size", "100", "--output_dir", output_dir, *flags)
-        return proc, output_dir
+        flags = ("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
+                 "--validation_size", "100", "--output_dir", output_dir, *flags)
+        return (run_train(*flags) if in_a_process else in_process("train", *flags)), output_dir
     return run
 
 
@@ -115,9 +145,9 @@ def train(tiny_model, tiny_imdb, tmp_path):
 def trained(tiny_model, tiny_imdb, tmp_path_factory):
     """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote: (its stdout, output_dir)."""
     def build(folder):
-        proc = run_train("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                         "--eval_size", "100", "--validation_size", "100", "--num_epochs", "3", "--mixed_precision", "no",
-                         "--output_dir", str(folder / "run"))
+        proc = in_process("train", "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
+                          "--eval_size", "100", "--validation_size", "100", "--num_epochs", "3", "--mixed_precision",
+                          "no", "--output_dir", str(folder / "run"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         (folder / "stdout.txt").write_text(proc.stdout)
     folder = built_once(tmp_path_factory, "trained", build)
@@ -187,8 +217,8 @@ def ag_news_run(minilm, real_data, tmp_path_factory):
         data = real_data("ag_news")
 
         def build(folder):
-            proc = run_train("--model_name", minilm, "--dataset_name", data, "--train_size", "200",
-                             "--eval_size", "300", "--output_dir", str(folder / "run"), timeout=900)
+            proc = in_process("train", "--model_name", minilm, "--dataset_name", data, "--train_size", "200",
+                              "--eval_size", "300", "--output_dir", str(folder / "run"))
             assert proc.returncode == 0, proc.stderr[-3000:]
             (folder / "stdout.txt").write_text(proc.stdout)
         folder = built_once(tmp_path_factory, "ag_news", build)

@@ -269,7 +269,7 @@ def server(reply):
             while True:
                 client, _ = listener.accept()
                 with client:
-                    heard.append(client.recv(4096).split(b"\r\n")[0].decode())
+                    heard.append(client.recv(4096).split(b"\r\n")[0].decode(errors="backslashreplace"))  # a TLS hello is bytes
                     client.sendall(reply)
 
     threading.Thread(target=serve, daemon=True).start()

@@ -10,13 +10,16 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, reviews
-
-from predict import main as predict_main
-from textlora import Refused
+from conftest import ROOT, in_process, reviews
 
 
 def predict(*args, stdin=None):
+    """`python predict.py ARGS`, run in this process: the finished run, as a CompletedProcess."""
+    return in_process("predict", *args, stdin=stdin)
+
+
+def predict_in_a_process(*args, stdin=None):
+    """`python predict.py ARGS` in a process of its own, offline, as a user's shell runs it."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), *args], input=stdin, capture_output=True,
                           text=True, cwd=ROOT, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
@@ -68,7 +71,8 @@ def test_predict_labels_reviews_from_arguments_file_and_stdin(trained, tiny_mode
         assert text.startswith(shown.rstrip("."))
     (tmp_path / "reviews.txt").write_text("\n".join(texts) + "\n")
     by_file = predict(adapter, "--file", str(tmp_path / "reviews.txt"), "--batch_size", "4")
-    by_stdin = predict(adapter, stdin="\n".join(texts))
+    by_stdin = predict_in_a_process(adapter, stdin="\n".join(texts))  # a real pipe, and the script's own exit
+    assert by_stdin.returncode == 0, by_stdin.stderr[-3000:]
     assert by_file.stdout == by_args.stdout == by_stdin.stdout
     assert "6 rows" in by_file.stderr  # the progress bar and the summary go to stderr
 
@@ -186,14 +190,14 @@ def test_a_decoder_without_a_padding_token_trains_predicts_and_merges(tiny_decod
     its linear layers and trains its head (score) in full. Its classifier reads the last token before the padding,
     so predict.py, the load line and the merged model must all know that padding token, or batches of several
     lengths are misread."""
-    from conftest import run_train
     from datasets import load_dataset
     from peft import AutoPeftModelForSequenceClassification
     from safetensors.torch import load_file
     from transformers import AutoTokenizer, pipeline
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", tiny_decoder, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size",
-                     "40", "--target_modules", "all-linear", "--mixed_precision", "no", "--output_dir", out)
+    proc = in_process("train", "--model_name", tiny_decoder, "--dataset_name", tiny_imdb, "--train_size", "200",
+                      "--eval_size", "40", "--target_modules", "all-linear", "--mixed_precision", "no", "--output_dir",
+                      out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LoRA on 14 layers (down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj) + head score" in proc.stdout
     assert "MAX_LENGTH 512 lowered to 256" in proc.stdout
@@ -252,8 +256,7 @@ def test_a_pair_adapter_takes_two_columns_or_two_tab_separated_fields(trained, t
     assert not os.path.exists(tmp_path / "no.csv")
 
 
-def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as predict() runs the script: no Hub probe in this process
+def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp_path):
     adapter = os.path.join(trained[1], "adapter")
     (tmp_path / "reviews.csv").write_text("review,label\ngreat film,Positive\nawful film,Bad\n")
     (tmp_path / "broken.parquet").write_bytes(b"not a parquet file at all")
@@ -277,12 +280,8 @@ def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp
             (["fine film", "--output", str(tmp_path / "new.csv")], None, "new.csv.metrics.json' already exists")):
         if words.startswith("new.csv"):
             (tmp_path / "new.csv.metrics.json").write_text("my scores")  # never removed without --overwrite
-        if stdin is None and "missing.txt" not in args[-1]:  # the rules in this process; the process itself below
-            with pytest.raises(Refused) as refusal:
-                predict_main([adapter, *args])
-            assert words in str(refusal.value) and "\n" not in str(refusal.value), (args, str(refusal.value))
-            continue
-        proc = predict(adapter, *args, stdin=stdin)
+        # the rules in this process, the process itself once (its exit status, the line on its stderr)
+        proc = (predict_in_a_process if "missing.txt" in " ".join(args) else predict)(adapter, *args, stdin=stdin)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and lines[-1].startswith("predict.py: error:"), (args, proc.stderr)
         assert words in lines[-1] and "Traceback" not in proc.stderr, (args, proc.stderr)

@@ -17,14 +17,14 @@ import os
 
 import pytest
 import torch
-from conftest import run_train
+from conftest import in_process
 from test_predict import predict
 
 
 def test_pretrained_encoder_learns_imdb_sentiment(minilm, real_data, tmp_path):
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", minilm, "--dataset_name", real_data("imdb"), "--train_size", "800",
-                     "--eval_size", "300", "--max_length", "64", "--output_dir", out, timeout=900)
+    proc = in_process("train", "--model_name", minilm, "--dataset_name", real_data("imdb"), "--train_size", "800",
+                      "--eval_size", "300", "--max_length", "64", "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["config"]["target_modules"] == ["q_lin"]
@@ -98,9 +98,8 @@ def test_several_topics_per_text_are_learned(minilm, mixtures, tmp_path):
     import itertools
     import numpy as np
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", minilm, "--dataset_name", mixtures, "--label_column", "topics",
-                     "--train_size", "400", "--eval_size", "200", "--max_length", "96", "--output_dir", out,
-                     timeout=900)
+    proc = in_process("train", "--model_name", minilm, "--dataset_name", mixtures, "--label_column", "topics",
+                      "--train_size", "400", "--eval_size", "200", "--max_length", "96", "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = ["Business", "Sci/Tech", "Sports", "World"]  # the distinct values, sorted
     assert f"4 labels, several per text: {', '.join(names)}" in proc.stdout
@@ -135,9 +134,8 @@ def test_a_number_per_text_is_learned(minilm, mixtures, tmp_path):
     0.172, 0.181 (seeds 42, 1, 2), against a Spearman of 0 and an RMSE of 0.33 (the share's spread) for the mean."""
     import numpy as np
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", minilm, "--dataset_name", mixtures, "--label_column", "sports_share",
-                     "--train_size", "400", "--eval_size", "200", "--max_length", "96", "--output_dir", out,
-                     timeout=900)
+    proc = in_process("train", "--model_name", minilm, "--dataset_name", mixtures, "--label_column", "sports_share",
+                      "--train_size", "400", "--eval_size", "200", "--max_length", "96", "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "a number per text: sports_share" in proc.stdout
     metrics = json.load(open(os.path.join(out, "metrics.json")))

@@ -9,17 +9,22 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, in_process
 from safetensors.torch import load_file
 from test_train import files_digest
 from textlora.settings import whole  # a checkpoint counts once its trainer_state.json, written last, reads
 
 
+def tiny_run(tiny_model, tiny_imdb, out, *flags):
+    """The flags of a run of the tiny model on the tiny data, in fp32, into out."""
+    return ["--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
+            "--validation_size", "100", "--mixed_precision", "no", "--output_dir", out, *flags]
+
+
 def start_train(tiny_model, tiny_imdb, out, *flags, output=None):
     """train.py in the background, as a user's terminal would run it; its output to pipes, or to one open file."""
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "--model_name", tiny_model,
-                             "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
-                             "--validation_size", "100", "--mixed_precision", "no", "--output_dir", out, *flags],
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *tiny_run(tiny_model, tiny_imdb, out,
+                                                                                        *flags)],
                             stdout=output or subprocess.PIPE, stderr=output or subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
@@ -108,9 +113,10 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
 
     # flags that would make another run than the checkpoint's are refused, by name, and nothing is touched
     before = files_digest(out)
-    changed = start_train(tiny_model, data, out, "--num_epochs", "3", "--resume", "--learning_rate", "0.01",
-                          "--lora_r", "8", "--eval_batch_size", "8")
-    _, stderr = changed.communicate(timeout=120)
+    # (the signal needs a process; the refusals and the resumed run are train.py's main() in this one)
+    changed = in_process("train", *tiny_run(tiny_model, data, out, "--num_epochs", "3", "--resume", "--learning_rate",
+                                            "0.01", "--lora_r", "8", "--eval_batch_size", "8"))
+    stderr = changed.stderr
     assert changed.returncode == 2 and stderr.count("\n") == 1, stderr[-3000:]
     assert "--learning_rate 0.01 (the run's: 0.001)" in stderr and "--lora_r 8 (the run's: 4)" in stderr, stderr
     assert "eval_batch_size" not in stderr  # it changes no result: taken
@@ -122,17 +128,17 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
     shutil.copy(original, str(tmp_path / "kept.parquet"))
     table = datasets.Dataset.from_parquet(original)
     table.map(lambda r: {"text": r["text"] + " again"}).to_parquet(original)
-    changed = start_train(tiny_model, data, out, "--num_epochs", "3", "--resume")
-    _, stderr = changed.communicate(timeout=120)
-    assert changed.returncode == 2 and "are not the run's (the data changed" in stderr, stderr[-3000:]
+    changed = in_process("train", *tiny_run(tiny_model, data, out, "--num_epochs", "3", "--resume"))
+    assert changed.returncode == 2 and "are not the run's (the data changed" in changed.stderr, changed.stderr[-3000:]
     assert files_digest(out) == before
     shutil.copy(str(tmp_path / "kept.parquet"), original)
 
     # MIXED_PRECISION auto goes on in the precision the run started in (fp32), not in one measured again
-    resumed = start_train(tiny_model, data, out, "--num_epochs", "3", "--resume", "--mixed_precision", "auto")
-    stdout, stderr = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, stderr[-3000:]
-    assert "training on cpu in fp32, " in stdout and "in the precision the run started in" in stdout, stdout
+    resumed = in_process("train", *tiny_run(tiny_model, data, out, "--num_epochs", "3", "--resume",
+                                            "--mixed_precision", "auto"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "training on cpu in fp32, " in resumed.stdout and "in the precision the run started in" in resumed.stdout, \
+        resumed.stdout
     assert json.load(open(os.path.join(out, "metrics.json")))["mixed_precision"] == "no"
 
     a = load_file(os.path.join(straight, "adapter", "adapter_model.safetensors"))

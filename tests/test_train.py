@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_train, write_split
+from conftest import in_process, run_train, write_split
 
 from safetensors.torch import load_file
 
@@ -180,7 +180,7 @@ def refused_in_process(tiny_model, tiny_imdb, tmp_path, *flags):
     (["--text_column", "review"], ["no 'review' column", "text, label", "--text_column"]),  # a data check
 ])
 def test_a_refusal_is_one_line_exit_2_and_writes_nothing(train, flags, words):
-    assert_refused(*train(*flags), *words)
+    assert_refused(*train(*flags, in_a_process=True), *words)
 
 
 @pytest.mark.parametrize("name, words", [
@@ -203,8 +203,8 @@ def test_target_modules_that_the_model_lacks_are_named_with_its_layers(tiny_imdb
                                              intermediate_size=64)).save_pretrained(str(bert))
     BertTokenizer.from_pretrained(tiny_model).save_pretrained(str(bert))
     out = str(tmp_path / "run")
-    proc = run_train("--model_name", str(bert), "--dataset_name", tiny_imdb, "--output_dir", out, "--train_size", "10",
-                     "--eval_size", "10", "--target_modules", "query", "q_lin")
+    proc = in_process("train", "--model_name", str(bert), "--dataset_name", tiny_imdb, "--output_dir", out,
+                      "--train_size", "10", "--eval_size", "10", "--target_modules", "query", "q_lin")
     assert_refused(proc, out, "--target_modules q_lin match nothing", "query", "value")  # only the missing one named
 
 
@@ -308,11 +308,8 @@ def test_missing_eval_split_falls_back_to_validation(train, tmp_path):
 
 
 def help_entries(script):
-    """python SCRIPT --help, as {flag: its help joined into one line}."""
-    import subprocess
-    import sys
-    proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+    """python SCRIPT.py --help (SCRIPT: a name or a module), as {flag: its help joined into one line}."""
+    proc = in_process(script, "--help")
     assert proc.returncode == 0, proc.stderr[-3000:]
     entries = {}
     for line in proc.stdout.splitlines():
@@ -327,7 +324,7 @@ def help_entries(script):
 def test_help_gives_every_setting_its_comment_and_default():
     import re
     from conftest import ROOT
-    entries = help_entries(os.path.join(ROOT, "train.py"))
+    entries = help_entries("train")
     for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "['text']"),
                           ("--label_column", "['label']"), ("--eval_split", "test"), ("--train_size", "1000"),
                           ("--group_by_length", "True"), ("--mixed_precision", "auto"), ("--label_names", "['neg=Negative")):
@@ -347,6 +344,9 @@ def test_a_new_setting_is_one_line(tmp_path):
     source = open(os.path.join(ROOT, "train.py")).read()
     source = source.replace("SEED = 42", "WARMUP_RATIO = 0.1                      # share of steps to warm up over\nSEED = 42", 1)
     (tmp_path / "train.py").write_text(source)
-    shutil.copytree(os.path.join(ROOT, "textlora"), tmp_path / "textlora")  # the plumbing beside it
-    entries = help_entries(str(tmp_path / "train.py"))
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("edited_train", tmp_path / "train.py")
+    edited = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(edited)
+    entries = help_entries(edited)
     assert "share of steps to warm up over (default: 0.1)" in entries["--warmup_ratio"], entries
