@@ -20,9 +20,9 @@ sys.path.insert(0, ROOT)  # `import train`: the in-process tests call its functi
 # The real data sets: the environment variable that names a local copy, how the failure line calls it, its Hub name.
 REAL_DATA = {"imdb": ("IMDB_DIR", "IMDB", "stanfordnlp/imdb"),
              "ag_news": ("AG_NEWS_DIR", "AG News", "fancyzhx/ag_news")}
-# Each pytest-xdist worker runs one train.py at a time. torch starts one thread per core in every process, so two
-# workers put four busy threads on two cores, and OpenMP threads that wait by spinning slow each other down: the
-# suite took 550 s that way and 352 s with one thread per worker (AMD EPYC, 2 cores). Launchers set their own.
+# Each pytest-xdist worker runs one training at a time. torch starts one thread per core in every process, so two
+# workers would put four busy threads on two cores, and OpenMP threads that wait by spinning slow each other down
+# (bench/README.md, "Test-suite timing"). Launchers set their own.
 if "PYTEST_XDIST_WORKER" in os.environ:  # set in the workers only; they inherit the main process's environment
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
@@ -209,20 +209,39 @@ def real_data(tmp_path_factory):
     return find
 
 
+def make_rare(ag_news, folder, rare="Sports"):
+    """AG News with one class kept at a tenth of the others in the training split; the test split as it is."""
+    from datasets import load_dataset
+    ag = load_dataset(ag_news)
+    rare_id = ag["train"].features["label"].names.index(rare)
+    train = ag["train"].shuffle(seed=0)
+    rare_rows = [i for i, label in enumerate(train["label"]) if label == rare_id]
+    dropped = set(rare_rows[len(rare_rows) // 10:])
+    train.select([i for i in range(len(train)) if i not in dropped]).to_parquet(
+        str(folder / "train-00000-of-00001.parquet"))
+    ag["test"].to_parquet(str(folder / "test-00000-of-00001.parquet"))
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
-def ag_news_run(minilm, real_data, tmp_path_factory):
-    """ag_news_run(): the stand-in trained on 200 AG News items, four classes, by constants alone: (its stdout,
-    output_dir). A function, so that missing data fails the test that calls it rather than erroring its setup."""
-    def run():
-        data = real_data("ag_news")
+def rare_sports(minilm, real_data, tmp_path_factory):
+    """rare_sports(weighted): the stand-in trained on 1,000 AG News items of four classes, Sports a tenth of the
+    others (make_rare), with or without --class_weights balanced; evaluated on 400 items of the test split as it is:
+    (the data's folder, the run's stdout, its output_dir). The two runs are shared by the test of the weights and the
+    test of four classes named everywhere. A function, so that missing data fails the test that calls it rather than
+    erroring its setup."""
+    def run(weighted):
+        ag_news = real_data("ag_news")
+        data = built_once(tmp_path_factory, "rare-sports", lambda folder: make_rare(ag_news, folder))
 
         def build(folder):
-            proc = in_process("train", "--model_name", minilm, "--dataset_name", data, "--train_size", "200",
-                              "--eval_size", "300", "--output_dir", str(folder / "run"))
+            proc = in_process("train", "--model_name", minilm, "--dataset_name", str(data), "--train_size", "1000",
+                              "--eval_size", "400", "--max_length", "128", "--validation_size", "100",
+                              "--output_dir", str(folder / "run"), *(["--class_weights", "balanced"] if weighted else []))
             assert proc.returncode == 0, proc.stderr[-3000:]
             (folder / "stdout.txt").write_text(proc.stdout)
-        folder = built_once(tmp_path_factory, "ag_news", build)
-        return (folder / "stdout.txt").read_text(), str(folder / "run")
+        folder = built_once(tmp_path_factory, f"rare-sports-{'weighted' if weighted else 'plain'}", build)
+        return str(data), (folder / "stdout.txt").read_text(), str(folder / "run")
     return run
 
 
@@ -267,3 +286,16 @@ def news_mixtures(ag_news, folder, sizes=(("train", 1200), ("test", 400)), seed=
                                     "topics": sorted(set(topics), key=names.index),
                                     "sports_share": topics.count("Sports") / len(topics)}) + "\n")
     return str(folder)
+
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that train the pretrained stand-in or start a launcher go first in each half of the run: the
+    README's `-n 2 --dist worksteal` gives each of the two workers one half, in order, and a worker that runs out
+    steals from the end of the other's. So both start on long tests, the short ones fill in at the end, and no worker
+    is left alone with a long one."""
+    long_names = {"minilm", "rare_sports", "mixtures", "launcher"}
+    long = [item for item in items if long_names & set(getattr(item, "fixturenames", ()))]
+    short = [item for item in items if item not in long]
+    fill = max(0, len(items) // 2 - len(long[0::2]))
+    items[:] = long[0::2] + short[:fill] + long[1::2] + short[fill:]

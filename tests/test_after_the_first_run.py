@@ -83,36 +83,18 @@ def test_early_stopping_ends_the_run_after_epochs_without_improvement(tiny_model
         f"checkpoint-{50 * e}" for e in range(1, len(metrics["epochs"]) + 1)}
 
 
-def make_rare(ag_news, folder, rare="Sports"):
-    """AG News with one class kept at a tenth of the others in the training split; the test split as it is."""
-    from datasets import load_dataset
-    ag = load_dataset(ag_news)
-    rare_id = ag["train"].features["label"].names.index(rare)
-    train = ag["train"].shuffle(seed=0)
-    rare_rows = [i for i, label in enumerate(train["label"]) if label == rare_id]
-    dropped = set(rare_rows[len(rare_rows) // 10:])
-    train.select([i for i in range(len(train)) if i not in dropped]).to_parquet(str(folder / "train-00000-of-00001.parquet"))
-    ag["test"].to_parquet(str(folder / "test-00000-of-00001.parquet"))
-    return str(folder)
-
-
-def test_balanced_class_weights_lift_the_rare_class(minilm, real_data, tmp_path):
-    """Measured with the stand-in (1,000 training items, ~30 of them Sports; 400 test items, 107 Sports): Sports
-    recall 0.54 -> 0.80 and macro F1 0.755 -> 0.828 with seed 42 (bench/README.md has more seeds)."""
-    data = make_rare(real_data("ag_news"), tmp_path / "rare-sports")
+def test_balanced_class_weights_lift_the_rare_class(rare_sports):
+    """Sports is a tenth of each other class among the training rows; the test rows are as the data set has them.
+    The thresholds, and the rows it takes for the effect to show: bench/README.md."""
     recalls = {}
-    for weights in ([], ["--class_weights", "balanced"]):
-        out = str(tmp_path / f"run{len(weights)}")
-        proc = in_process("train", "--model_name", minilm, "--dataset_name", data, "--train_size", "1000",
-                          "--eval_size", "400", "--max_length", "128", "--validation_size", "100", "--output_dir", out,
-                          *weights)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    for weighted in (False, True):
+        _, stdout, out = rare_sports(weighted)
         metrics = json.load(open(os.path.join(out, "metrics.json")))
-        recalls[bool(weights)] = metrics["per_class"]["Sports"]["recall"]
+        recalls[weighted] = metrics["per_class"]["Sports"]["recall"]
     # the weights are the inverse of each class's share of the drawn rows, as the startup line and metrics.json say
     weights = metrics["class_weights"]
     assert weights[1] > 5 * max(weights[0], weights[2], weights[3]), weights
-    assert "loss weights " in proc.stdout
+    assert "loss weights " in stdout
     assert recalls[True] >= 0.6 and recalls[True] >= recalls[False] + 0.1, recalls
     assert metrics["eval_macro_f1"] >= 0.7, metrics["eval_macro_f1"]
 
@@ -134,8 +116,9 @@ def news_pairs(ag_news, path, n, seed=0):
 
 
 def test_pairs_of_texts_are_learned_and_predicted(minilm, real_data, tmp_path):
-    """Measured with the stand-in, 1,000 pairs to train, 96 tokens a pair: 0.65 and 0.69 on 200 pairs (seeds 42,
-    1); chance is 0.5, with a standard error of 0.029 at 300 pairs."""
+    """Neither text alone says whether two news items share a topic: the pair must reach the model as one input. The
+    bar is chance (0.5) plus about three standard errors at 300 pairs; what runs reach, and why 1,000 pairs of 96
+    tokens: bench/README.md."""
     data, out = news_pairs(real_data("ag_news"), tmp_path / "pairs.jsonl", 1300), str(tmp_path / "run")
     proc = in_process("train", "--model_name", minilm, "--dataset_name", data, "--text_column", "first", "second",
                       "--label_column", "same", "--train_size", "1000", "--eval_size", "300", "--max_length", "96",
@@ -144,7 +127,7 @@ def test_pairs_of_texts_are_learned_and_predicted(minilm, real_data, tmp_path):
     assert "pairs of texts from first and second" in proc.stdout
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["config"]["text_column"] == ["first", "second"]
-    assert metrics["eval_accuracy"] >= 0.6, metrics["eval_accuracy"]
+    assert metrics["eval_accuracy"] >= 0.58, metrics["eval_accuracy"]
 
     # the pair goes in as the tokenizer's pair, with its separator: [CLS] first [SEP] second [SEP]
     from transformers import AutoTokenizer
