@@ -349,10 +349,11 @@ def main(argv=None):
         print(f"\npredict.py: interrupted{'; nothing written' if output else ''}", file=sys.stderr)
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGTERM, before)  # main() called from a program leaves its handler as it was
         bar.close()
         if writer:
             writer.discard()
+        # main() called from a program leaves its handler as it was (None: one not set from Python, the default)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
     seconds = time.time() - start
     if show_progress:
         evaluated = facts.get("evaluated_in", precision)

@@ -237,7 +237,8 @@ def fail(message):
 
 if __name__ == "__main__":
     go_offline_without_hub()
-    try:
-        main()
-    except Refused as e:
-        fail(str(e))
+    with machine.no_teardown_under_a_launcher():
+        try:
+            main()
+        except Refused as e:
+            fail(str(e))

@@ -102,20 +102,27 @@ def run_train(*flags, env=None, timeout=300):
 
 def in_process(script, *args, stdin=None):
     """`python SCRIPT.py ARGS` (SCRIPT: "train", "predict" or a module) as its main(ARGS) in this process, offline, its
-    output captured: a CompletedProcess, as run_train gives. A refusal goes through the script's own fail(): exit status 2
-    and its one line on stderr. A process costs 5-10 s of imports alone, so what only a process shows (the Hub probe
-    before any import, signals, launchers, a real pipe, the exit status itself) is tested once in one, and the rest
-    here. Warnings logged by the libraries are not captured here (their handlers hold the stderr they started with)."""
+    output captured: a CompletedProcess, as run_train gives. A refusal goes through the script's own fail(): exit
+    status 2 and its one line on stderr; an interruption (exit status 130) stops the test run, as Ctrl-C does. A
+    process costs 5-10 s of imports alone, so what only a process shows (the Hub probe before any import, signals,
+    launchers, a real pipe, the exit status itself) is tested once in one, and the rest here. Warnings logged by the
+    libraries are not captured here (their handlers hold the stderr they started with)."""
     import importlib
     import io
     from unittest import mock
+
+    import datasets.config
+    import huggingface_hub.constants
 
     from textlora import Refused
     module = importlib.import_module(script) if isinstance(script, str) else script  # or a module, loaded already
     out, err = io.StringIO(), io.StringIO()
     given = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
-    with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}), mock.patch.object(sys, "stdin", given), \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # the libraries read offline mode once, at import (already done in this process): their flags are set too
+    with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}), \
+            mock.patch.object(huggingface_hub.constants, "HF_HUB_OFFLINE", True), \
+            mock.patch.object(datasets.config, "HF_HUB_OFFLINE", True), mock.patch.object(sys, "stdin", given), \
+            library_switches_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             module.main(list(args))
             code = 0
@@ -124,9 +131,28 @@ def in_process(script, *args, stdin=None):
                 module.fail(str(refusal))
             except SystemExit as exit:
                 code = exit.code
-        except SystemExit as exit:  # --help, an argparse error, an interruption
+        except SystemExit as exit:  # --help, an argparse error
+            if exit.code == 130:  # interrupted (Ctrl-C, SIGTERM): the scripts' message is said, the run stops
+                raise KeyboardInterrupt from exit
             code = exit.code
     return subprocess.CompletedProcess([module.__name__, *args], code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def library_switches_kept():
+    """The libraries' process-wide switches as they were: predict.py quiets transformers' logging and turns off the
+    progress bars of transformers and datasets for its process, which a later run here must not inherit (the
+    Trainer, for one, drops its progress bar when the logging is quieter than warnings)."""
+    import datasets.utils
+    import transformers.utils.logging as transformers_logging
+    verbosity, bars, dataset_bars = (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled(),
+                                     datasets.utils.are_progress_bars_disabled())
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        (transformers_logging.enable_progress_bar if bars else transformers_logging.disable_progress_bar)()
+        (datasets.utils.disable_progress_bars if dataset_bars else datasets.utils.enable_progress_bars)()
 
 
 @pytest.fixture
@@ -196,7 +222,7 @@ def real_data(tmp_path_factory):
             if not os.path.isdir(os.environ[variable]):
                 pytest.fail(f"{variable}={os.environ[variable]} is not a folder; point it at a copy of {title} laid "
                             f"out like the Hub's {hub_name}", pytrace=False)
-            return os.path.abspath(os.environ[variable])  # train.py runs in the repository, not here
+            return os.path.abspath(os.environ[variable])  # a relative path would name another folder from ROOT
         beside = os.path.join(os.path.dirname(ROOT), "shared", "data", name)
         if os.path.isdir(beside):
             return beside
@@ -289,6 +315,7 @@ def news_mixtures(ag_news, folder, sizes=(("train", 1200), ("test", 400)), seed=
 
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have taken their tests out
 def pytest_collection_modifyitems(items):
     """The tests that train the pretrained stand-in or start a launcher go first in each half of the run: the
     README's `-n 2 --dist worksteal` gives each of the two workers one half, in order, and a worker that runs out
@@ -299,3 +326,6 @@ def pytest_collection_modifyitems(items):
     short = [item for item in items if item not in long]
     fill = max(0, len(items) // 2 - len(long[0::2]))
     items[:] = long[0::2] + short[:fill] + long[1::2] + short[fill:]
+    for item in items:  # a run in the test's own process that hangs fails its test (pytest-timeout), not the suite
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(600))

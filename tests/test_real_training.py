@@ -74,11 +74,13 @@ def test_four_news_classes_learned_and_named_everywhere(rare_sports):
     assert {line.split()[0] for line in by_name.stdout.splitlines()} <= set(names)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mixtures(real_data, tmp_path_factory):
-    """One to three real AG News items joined into a text: which topics it holds, and its share of Sports items."""
-    from conftest import news_mixtures
-    return news_mixtures(real_data("ag_news"), tmp_path_factory.mktemp("mixtures"))
+    """One to three real AG News items joined into a text: which topics it holds, and its share of Sports items.
+    Built once for both workers."""
+    from conftest import built_once, news_mixtures
+    ag_news = real_data("ag_news")
+    return str(built_once(tmp_path_factory, "mixtures", lambda folder: news_mixtures(ag_news, folder)))
 
 
 def mixture_rows(folder, n=200):

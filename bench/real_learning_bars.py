@@ -3,8 +3,8 @@ sizes that keep the suite quick. Each run is train.py's main() with the test's f
 --mixed_precision, in this process (as the tests run it), into --work; a finished run found there is read, not run
 again. Prints one line per run and a table.
 
-    python bench/test_bars.py --only balanced pairs --seeds 42 1 2 --precisions bf16 no
-    python bench/test_bars.py --only pairs --pairs_sizes 600 1000 --pairs_tokens 64 96
+    python bench/real_learning_bars.py --only balanced pairs --seeds 42 1 2 --precisions bf16 no
+    python bench/real_learning_bars.py --only pairs --pairs_sizes 600 1000 --pairs_tokens 64 96
 """
 import argparse
 import itertools
