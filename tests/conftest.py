@@ -104,9 +104,9 @@ def in_process(script, *args, stdin=None):
     """`python SCRIPT.py ARGS` (SCRIPT: "train", "predict" or a module) as its main(ARGS) in this process, offline, its
     output captured: a CompletedProcess, as run_train gives. A refusal goes through the script's own fail(): exit
     status 2 and its one line on stderr; an interruption (exit status 130) stops the test run, as Ctrl-C does. A
-    process costs 5-10 s of imports alone, so what only a process shows (the Hub probe before any import, signals,
-    launchers, a real pipe, the exit status itself) is tested once in one, and the rest here. Warnings logged by the
-    libraries are not captured here (their handlers hold the stderr they started with)."""
+    process spends seconds on imports alone (bench/README.md), so what only a process shows (the Hub probe before any
+    import, signals, launchers, a real pipe, the exit status itself) is tested once in one, and the rest here.
+    Warnings logged by the libraries are not captured here (their handlers hold the stderr they started with)."""
     import importlib
     import io
     from unittest import mock
