@@ -7,9 +7,9 @@
     printf 'first\tsecond\n' | python predict.py outputs/pairs/adapter            # a pair: two tab-separated fields
     python predict.py outputs/distilbert-imdb-lora/adapter --merge outputs/merged # base + adapter in one model
 
-Input: texts as arguments, a file (.txt: one text a line; .csv, .jsonl, .parquet: the text in the column(s) the
+Input: texts as arguments, a file (.txt: one text a line; .csv, .tsv, .jsonl, .parquet: the text in the column(s) the
 adapter was trained on, read as train.py reads a data file) or standard input (one text a line). --output FILE
-(.csv, .jsonl, .parquet) gets every input row, in order, with its columns, the predicted label, its probability and
+(.csv, .tsv, .jsonl, .parquet) gets every input row, in order, with its columns, the predicted label, its probability and
 one probability per class; without it, one line a text. Where the input has the label column, every row is
 labelled, and the rows that have a label are also scored as train.py scores its evaluation rows (FILE.metrics.json;
 --no_score: not scored). An adapter for several labels per text gives every label whose probability passes its
@@ -39,8 +39,8 @@ def arguments(argv=None):
     parser.add_argument("adapter_dir", help="the adapter/ folder of a train.py run")
     parser.add_argument("texts", nargs="*", help="texts to label (a pair adapter: two tab-separated fields each); "
                                                  "none: read --file or standard input")
-    parser.add_argument("--file", help="input: .txt (one text a line), .csv, .jsonl or .parquet")
-    parser.add_argument("--output", help="write every input row with its predictions to this .csv, .jsonl or "
+    parser.add_argument("--file", help="input: .txt (one text a line), .csv, .tsv, .jsonl or .parquet")
+    parser.add_argument("--output", help="write every input row with its predictions to this .csv, .tsv, .jsonl or "
                                          ".parquet")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output (and its "
                                                                   ".metrics.json)")
@@ -65,17 +65,17 @@ def read_adapter(adapter_dir):
     if not os.path.isfile(os.path.join(adapter_dir, "adapter_config.json")):
         raise Refused(f"{adapter_dir!r} is not an adapter folder (no adapter_config.json); train.py writes one to "
                       f"OUTPUT_DIR/adapter")
-    facts_path, labels_path = (os.path.join(adapter_dir, name) for name in ("training.json", "labels.json"))
-    if os.path.exists(facts_path):
+    facts_path = os.path.join(adapter_dir, "training.json")
+    if not os.path.exists(facts_path):  # what it records (the kind of labels, the length, the padding) is not guessed
+        raise Refused(f"{adapter_dir!r} has no training.json, which records how the adapter reads its texts and "
+                      f"labels (columns, kind of labels, length, temperature, padding); train it again with this "
+                      f"train.py")
+    try:
         with open(facts_path, encoding="utf-8") as f:
             facts = json.load(f)
-    else:  # written before training.json: train.py's defaults then, and the class names of labels.json
-        if not os.path.exists(labels_path):
-            raise Refused(f"{adapter_dir!r} has neither training.json nor labels.json: not an adapter train.py wrote")
-        with open(labels_path, encoding="utf-8") as f:
-            by_id = json.load(f)
-        facts = {"text_column": ["text"], "label_column": "label", "max_length": 512, "mixed_precision": "auto",
-                 "labels": [by_id[str(i)] for i in range(len(by_id))]}
+        assert isinstance(facts, dict) and {"text_column", "label_column", "max_length"} <= set(facts)
+    except (OSError, ValueError, AssertionError):
+        raise Refused(f"{facts_path!r} is not the training.json that train.py writes") from None
     problem = facts.get("problem_type", SINGLE)
     columns = facts["label_column"] if isinstance(facts["label_column"], list) else [facts["label_column"]]
     codec = Codec.from_json(facts["label_codec"]) if "label_codec" in facts else Codec(
@@ -87,7 +87,7 @@ class Input:
     """Where the texts come from: arguments, standard input, a .txt file (one text a line) or a table, read with
     train.py's reader (textlora/tables.py). chunks() gives CHUNK rows at a time as a pyarrow table."""
 
-    def __init__(self, cfg, text_columns, label_columns):
+    def __init__(self, cfg, text_columns, label_columns, na_classes=()):
         self.cfg, self.text_columns = cfg, text_columns
         self.kind = "arguments" if cfg.texts else os.path.splitext(cfg.file)[1].lower() if cfg.file else "stdin"
         self.table = self.kind in tables.FILES
@@ -96,14 +96,14 @@ class Input:
             import datasets
             datasets.disable_progress_bars()
             try:
-                self.data = tables.read(cfg.file, [*text_columns, *label_columns])["train"]
+                self.data = tables.read(cfg.file, [*text_columns, *label_columns], values=na_classes)["train"]
             except Exception as e:  # pyarrow, pandas and datasets each raise their own type for a bad file
                 raise Refused(f"cannot read {cfg.file!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             self.columns, self.rows = self.data.column_names, len(self.data)
             # a CSV's label cells are parsed to be scored (as train.py parses them) and written back as they were:
             # the same reader, with only the text columns parsed, gives the rows to write
             self.written = tables.read(cfg.file, text_columns)["train"] \
-                if self.kind == ".csv" and set(label_columns) & set(self.columns) else self.data
+                if self.kind in tables.SEPARATED and set(label_columns) & set(self.columns) else self.data
             # a JSONL field of several types (a number here, text there): datasets keeps it as JSON text
             self.json_columns = [c for c, f in self.written.features.items() if type(f).__name__ == "Json"]
             self.schema = self.written.features.arrow_schema.remove_metadata()
@@ -118,13 +118,18 @@ class Input:
         lines = self.cfg.texts if self.kind == "arguments" else open(self.cfg.file, encoding="utf-8-sig",
                                                                      newline="\n") \
             if self.cfg.file else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="\n")
-        for n, line in enumerate(lines, 1):
-            line = line.removesuffix("\n").removesuffix("\r") if self.kind != "arguments" else line
-            fields = line.split("\t", 1) if len(self.text_columns) == 2 else [line]
-            if len(fields) < len(self.text_columns):
-                raise Refused(f"{self.where(n)} is not a pair: this adapter was trained on pairs of texts "
-                              f"({' and '.join(self.text_columns)}); give two tab-separated fields")
-            yield fields
+        n = 0  # the lines read whole before the bytes that are not UTF-8 (decoded a block at a time: perhaps more)
+        try:
+            for n, line in enumerate(lines, 1):
+                line = line.removesuffix("\n").removesuffix("\r") if self.kind != "arguments" else line
+                fields = line.split("\t", 1) if len(self.text_columns) == 2 else [line]
+                if len(fields) < len(self.text_columns):
+                    raise Refused(f"{self.where(n)} is not a pair: this adapter was trained on pairs of texts "
+                                  f"({' and '.join(self.text_columns)}); give two tab-separated fields")
+                yield fields
+        except UnicodeDecodeError as e:
+            raise Refused(f"{repr(self.cfg.file) if self.cfg.file else 'standard input'} is not UTF-8 text "
+                          f"({e.reason}, after line {n}); save it as UTF-8") from None
 
     def where(self, n):
         """Row n (from 1) as messages name it."""
@@ -197,14 +202,14 @@ def main(argv=None):
         extension = os.path.splitext(cfg.file)[1].lower()
         if extension not in (".txt", *tables.FILES):
             raise Refused(f"--file {cfg.file!r}: unknown extension {extension or '(none)'}; give .txt (one text a "
-                          f"line), .csv, .jsonl or .parquet")
+                          f"line), .csv, .tsv, .jsonl or .parquet")
         if not os.path.isfile(cfg.file):
             raise Refused(f"cannot read --file {cfg.file!r}: "
                           f"{'it is a folder' if os.path.isdir(cfg.file) else 'no such file'}")
     output, metrics_path = cfg.output, cfg.output and cfg.output + ".metrics.json"
     if output:
         if os.path.splitext(output)[1].lower() not in tables.WRITES:
-            raise Refused(f"--output {output!r}: unknown extension; give .csv, .jsonl or .parquet")
+            raise Refused(f"--output {output!r}: unknown extension; give .csv, .tsv, .jsonl or .parquet")
         if os.path.isdir(output):
             raise Refused(f"--output {output!r} is a folder; give a file name")
         if cfg.file and os.path.exists(output) and os.path.samefile(cfg.file, output):
@@ -220,9 +225,13 @@ def main(argv=None):
             raise Refused(f"--output {output!r} cannot be written ({parent!r} is not a writable folder)")
 
     # -- the input, checked whole before the model loads: a bad row is said now, not after an hour of labelling ----
-    source = Input(cfg, text_columns, cfg.label_column or codec.columns)
+    # an adapter's class spelled as pandas spells a missing value (None, NA) is that class in a CSV too (the
+    # adapter learned it from a JSONL or Parquet file, where it is text); only an empty cell is no label there
+    na_classes = [str(v) for v in codec.values + codec.names if str(v) in tables.NA_SPELLINGS and str(v)] \
+        if codec.problem != REGRESSION and codec.kind != "columns" else []
+    source = Input(cfg, text_columns, cfg.label_column or codec.columns, na_classes)
     if cfg.label_column and not source.table:
-        raise Refused("--label_column needs a table (.csv, .jsonl or .parquet); lines of text have no label column")
+        raise Refused("--label_column needs a table (.csv, .tsv, .jsonl or .parquet); lines of text have no label column")
     for column in (*text_columns, *(cfg.label_column or [])):
         if source.table and column not in source.columns:
             raise Refused(f"{cfg.file!r} has no column {column!r} (it has {', '.join(map(str, source.columns))}); "
@@ -406,6 +415,10 @@ def load(cfg, facts, codec):
     """The base model in fp32 with the adapter's head and LoRA matrices, and the adapter's tokenizer."""
     with open(os.path.join(cfg.adapter_dir, "adapter_config.json"), encoding="utf-8") as f:
         base_name = cfg.base_model or json.load(f)["base_model_name_or_path"]
+    from textlora.settings import is_local
+    if cfg.base_model and is_local(cfg.base_model) and not os.path.exists(cfg.base_model):
+        raise Refused(f"--base_model {cfg.base_model!r} does not exist; give the folder of the base model the adapter "
+                      f"was trained from, or its Hub name")
     if not os.path.isdir(base_name):
         go_offline_without_hub()  # train.py's probe: offline within seconds, not after a minute of retries
     from peft import PeftModel
@@ -428,6 +441,9 @@ def load(cfg, facts, codec):
             **({"pad_token_id": facts["pad_token_id"]} if facts.get("pad_token_id") is not None else {}))
         # trainable, as in training: fit_to_the_chip then casts the frozen weights alone, as train.py's did
         model = PeftModel.from_pretrained(base, cfg.adapter_dir, is_trainable=not cfg.merge).eval()
+    except KeyError as e:  # peft finds no layer of the adapter's name in the base model
+        raise Refused(f"cannot load this adapter onto base model {base_name!r}: it has no layer {e.args[0]!r} of the "
+                      f"adapter's; give --base_model the model the adapter was trained from") from None
     except (OSError, ValueError, RuntimeError) as e:
         raise Refused(f"cannot load base model {base_name!r} with this adapter ({str(e).splitlines()[0]}); "
                       f"set --base_model to a local copy") from None
@@ -479,3 +495,6 @@ if __name__ == "__main__":
         main()
     except Refused as e:
         fail(str(e))
+    except KeyboardInterrupt:  # while the input is checked or the model loads (labelling's own Ctrl-C says more)
+        print("\npredict.py: interrupted; nothing written", file=sys.stderr)
+        sys.exit(130)

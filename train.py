@@ -25,7 +25,7 @@ from textlora.labels import REGRESSION
 # -----------------------------------------------------------------------------
 # Every setting is also a flag, its name in lower case: --model_name, --train_size, ... (python train.py --help)
 MODEL_NAME = "distilbert-base-uncased"  # base model: a Hub name or a local folder
-DATASET_NAME = "stanfordnlp/imdb"       # a Hub name, a local folder, or one .parquet/.csv/.jsonl file
+DATASET_NAME = "stanfordnlp/imdb"       # a Hub name, a local folder, or one .parquet/.csv/.tsv/.jsonl file
 TRAIN_SPLIT = "train"                   # split the training rows are drawn from
 EVAL_SPLIT = "test"                     # split the evaluation rows come from (none such: validation, else TRAIN_SPLIT)
 TEXT_COLUMN = ["text"]                  # column holding the text; two columns: a pair of texts, such as question answer
@@ -187,6 +187,7 @@ def main(args=None):
                                  "processes": args.world_size})  # run.json: what --resume goes on with
         print(f"training on {args.device} in {machine.precision_text(precision, speed)}, {args.world_size} "
               f"process(es): {cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
+              + (f", but --max_steps {args.max_steps} decides how long" if args.max_steps > 0 else "")
               + (f", resuming from {resume_from} in the precision the run started in" if resume_from else ""))
     start = time.time()
     with machine.stop_cleanly_on_signals(cfg.output_dir):
@@ -206,12 +207,17 @@ def main(args=None):
         return
 
     # -- 5. calibrate, compare with the baseline, and write the results (each whole or not at all, metrics.json last)
-    calibrated, report = calibration.of_the_run(held_out, rows.get("validation"), scorer, cfg.threshold)
+    # The extras (calibration, baseline, curves, summary) each end in one line if they fail: the adapter and its
+    # scores, what the run is for, are written whatever they do.
+    calibrated, report = reports.extra("the calibration", lambda: calibration.of_the_run(
+        held_out, rows.get("validation"), scorer, cfg.threshold), otherwise=(None, scorer.report()))
     metrics = reports.metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets,
                                  class_weights, wall, precision, speed, max_length,
                                  config.pad_token_id if padding_added else None, base_name, model)
-    if cfg.baseline:
-        metrics["baseline"] = baseline.score(rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5)
+    if cfg.baseline:  # like for like: with several labels, at thresholds chosen as the adapter's were (or the same)
+        tuned_on = rows["validation"] if (calibrated or {}).get("thresholds_by", "").startswith("best") else None
+        metrics["baseline"] = reports.extra("the baseline", lambda: baseline.score(
+            rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5, tuned_on))
     adapter_dir = os.path.join(cfg.output_dir, "adapter")
     card = reports.model_card(cfg, metrics, head, machine.precision_text(precision, speed), adapter_dir)
 
@@ -220,13 +226,15 @@ def main(args=None):
         tokenizer.save_pretrained(path)
         reports.save_adapter_files(path, cfg, codec, precision, metrics, card)  # card, labels.json, training.json
 
-    files.write_atomically(os.path.join(cfg.output_dir, "training_curves.png"),
-                           lambda to: reports.save_curves(to, metrics, trainer.state.log_history, scorer))
     files.write_atomically(adapter_dir, save_adapter)
+    reports.extra("the training curves", lambda: files.write_atomically(
+        os.path.join(cfg.output_dir, "training_curves.png"),
+        lambda to: reports.save_curves(to, metrics, trainer.state.log_history, scorer)))
     files.write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)  # its presence marks a finished run
 
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
-    reports.print_summary(cfg, metrics, codec, rows["eval"].select(examples), example_logits, adapter_dir)
+    reports.extra("the summary", lambda: reports.print_summary(cfg, metrics, codec, rows["eval"].select(examples),
+                                                              example_logits, adapter_dir))
 
 
 def fail(message):
@@ -242,3 +250,6 @@ if __name__ == "__main__":
             main()
         except Refused as e:
             fail(str(e))
+        except KeyboardInterrupt:  # while the data or the model loads (training's own Ctrl-C says more)
+            print("\ntrain.py: interrupted before training started", file=sys.stderr)
+            sys.exit(130)

@@ -293,15 +293,6 @@ def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(trained, tmp
     assert proc.returncode == 2 and "not an adapter folder" in proc.stderr
 
 
-def test_an_adapter_from_before_training_json_still_labels(trained, tiny_model, tmp_path):
-    adapter = str(tmp_path / "old-adapter")
-    shutil.copytree(os.path.join(trained[1], "adapter"), adapter, ignore=shutil.ignore_patterns("training.json"))
-    texts = reviews(4, seed=14)["text"]
-    proc = predict(adapter, *texts, "--output", str(tmp_path / "old.csv"), "--mixed_precision", "no")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    check_predictions(list(csv.DictReader(open(tmp_path / "old.csv"))), truth(adapter, tiny_model, texts))
-
-
 def test_merged_model_loads_alone_gives_the_adapters_logits_and_predict_py_labels_in_a_pipeline(trained, tiny_model,
                                                                                                  tmp_path):
     from peft import PeftModel

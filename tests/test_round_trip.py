@@ -109,6 +109,8 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
                 "--num_epochs", "1", "--mixed_precision", "no", "--batch_size", "8", "--output_dir", out,
                 *label_flags, *(["--label_names", *names] if names else [])])
     metrics = json.load(open(os.path.join(out, "metrics.json")))
+    if metrics["problem_type"] == labels.MULTI:  # the baseline beside it was scored at thresholds chosen alike
+        assert metrics["baseline"]["thresholds_by"] == metrics["calibration"]["thresholds_by"], metrics["baseline"]
 
     # the evaluation rows, labelled as the data holds them or by their shown names, and rows still to label
     shown = [n.split("=", 1)[1] for n in names] if names else None

@@ -55,6 +55,8 @@ class Codec:
     def class_id(self, value, classlabel=False):
         """A value as its class id: one of the data's own values, else a shown name; None where it is no label.
         A ClassLabel's integers are its ids already; no other integer is ever read as an id."""
+        if classlabel and isinstance(value, float) and value.is_integer():  # 0.0: pandas' ids, in a column with blanks
+            value = int(value)
         if classlabel and isinstance(value, int) and not isinstance(value, bool):
             if 0 <= value < len(self.values):
                 return value

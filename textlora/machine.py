@@ -94,8 +94,11 @@ def stop_cleanly_on_signals(out):
         yield
     except KeyboardInterrupt:
         if rank_zero():
+            from .settings import is_checkpoint, whole
+            saved = os.path.isdir(out) and any(is_checkpoint(d) and whole(os.path.join(out, d)) for d in os.listdir(out))
             print(f"\ninterrupted; run again with --resume (and the same flags) to continue from the last checkpoint "
-                  f"in {out}", file=sys.stderr)
+                  f"in {out}" if saved else f"\ninterrupted before the first checkpoint (saved at each epoch's end): "
+                  f"nothing to resume; run again with --overwrite_output_dir to start over in {out}", file=sys.stderr)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)  # None: not set from Python

@@ -26,6 +26,18 @@ def run_loss(log, steps):
     return total / max(steps, 1)
 
 
+def extra(what, work, otherwise=None):
+    """work() for something a run adds to the adapter and its scores (the calibration, the baseline, the curves, the
+    summary), or, where it fails, one line saying so and `otherwise`: the run it adds to is never lost to it."""
+    import sys
+    try:
+        return work()
+    except Exception as e:  # broad on purpose: scikit-learn, scipy, matplotlib and the data each fail their own way
+        print(f"train.py: {what} could not be made ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              f"the adapter and its scores are written without it", file=sys.stderr)
+        return otherwise
+
+
 def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets, class_weights, wall,
                precision, speed, max_length, pad_token_id_added, base_name, model):
     """metrics.json: the kept adapter's scores on the evaluation rows (with several labels, at the thresholds chosen
@@ -35,7 +47,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
     keep_best = cfg.num_epochs > 1
     final = reported or [h for h in log if "eval_loss" in h][-1]  # the kept adapter on the evaluation rows
     prefix = "eval_validation_" if keep_best else "eval_"  # the scores that chose the epoch kept
-    epochs = list({round(h["epoch"]): h for h in log if f"{prefix}loss" in h}.values())
+    epochs = list({epoch_of(h): h for h in log if f"{prefix}loss" in h}.values())
     kept = next(e for e in epochs if e["step"] == trainer.state.best_global_step) if keep_best else epochs[-1]
     losses = [h for h in log if "loss" in h]
     return {
@@ -45,9 +57,9 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         **report,
         "calibration": calibrated,
         "epochs": epoch_table(epochs, losses, prefix),
-        "kept_epoch": {"epoch": round(kept["epoch"]), "by": best, "score": kept[prefix + best],
-                       "last_epoch": round(epochs[-1]["epoch"]), "last_score": epochs[-1][prefix + best]},
-        "rows": rows_text(cfg, subsets, calibrated),
+        "kept_epoch": {"epoch": epoch_of(kept), "by": best, "score": kept[prefix + best],
+                       "last_epoch": epoch_of(epochs[-1]), "last_score": epochs[-1][prefix + best]},
+        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch),
         "class_weights": class_weights,
         "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
         "train_runtime_s": result.metrics["train_runtime"],
@@ -80,18 +92,29 @@ def save_adapter_files(path, cfg, codec, precision, metrics, card):
 def epoch_table(epochs, losses, prefix):
     """Per epoch: the scores on the rows that chose the epoch kept, and the mean training loss logged during it."""
     import numpy as np
-    return [{"epoch": round(e["epoch"]), "scored_on": "validation" if "validation" in prefix else "evaluation",
+    return [{"epoch": epoch_of(e), "scored_on": "validation" if "validation" in prefix else "evaluation",
              **{k[len(prefix):]: v for k, v in e.items()
                 if k.startswith(prefix) and not k.endswith(("runtime", "per_second"))},
              "train_loss": float(np.mean([h["loss"] for h in losses if e["epoch"] - 1 < h["epoch"] <= e["epoch"]]
                                          or [np.nan]))} for e in epochs]
 
 
-def rows_text(cfg, subsets, calibrated):
-    """Which rows did what, in words, for metrics.json."""
+def epoch_of(logged):
+    """The epoch a log entry closes: a whole number, or where --max_steps ended the run within one, the share done
+    (0.06: 3 steps of 50)."""
+    epoch = logged["epoch"]
+    return round(epoch) if abs(epoch - round(epoch)) < 1e-6 else round(epoch, 3)
+
+
+def rows_text(cfg, subsets, calibrated, epochs_done):
+    """Which rows did what, in words, for metrics.json. epochs_done: the Trainer's count, less than NUM_EPOCHS where
+    --max_steps (or early stopping) ended the run sooner."""
     train, (eval_split, _), (validation_split, validation_size) = subsets["train"], subsets["eval"], \
         subsets["validation"]
-    return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}",
+    steps = cfg.trainer.get("max_steps", -1)
+    seen = f" ({round(epochs_done * cfg.train_size)} rows seen: --max_steps {steps}, {epochs_done:.3g} epochs)" \
+        if steps > 0 else ""
+    return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}{seen}",
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if validation_split and cfg.num_epochs > 1 else "nothing to choose: one epoch",
             "calibrated_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
@@ -206,8 +229,8 @@ pipeline_tag: text-classification
 `{data['eval_split']}`, drawn with seed {cfg.seed}, truncated to {metrics['max_length']} tokens
 - LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules {cfg.target_modules}; \
 trained head: {head}
-- Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {cfg.num_epochs} epoch(s), {precision} \
-on {metrics['device']}
+- Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {metrics['kept_epoch']['last_epoch']} \
+epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
 {kept_text(metrics)}{baseline_text(metrics)}
 - Calibration: {calibration_text(metrics) if metrics["calibration"] else "none (no held-out rows, or a number per text)"}

@@ -11,13 +11,33 @@ from .machine import processes
 from .scores import SCORES
 
 
-# TrainingArguments fields that train.py sets from its own settings (or that a launcher sets, or that hold a secret):
-# every other field is a flag of its own, passed through to the Trainer.
-SET_BY_TRAIN_PY = ("output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "num_train_epochs",
-                   "learning_rate", "seed", "bf16", "fp16", "use_cpu", "report_to", "eval_strategy", "save_strategy",
-                   "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "train_sampling_strategy",
-                   "restore_callback_states_from_checkpoint", "dataloader_pin_memory", "label_names",
-                   "resume_from_checkpoint", "do_train", "do_eval", "do_predict", "local_rank", "hub_token")
+# TrainingArguments fields that train.py sets from its own settings (or that a launcher sets, or that hold a secret),
+# each with what governs it, said when one is given as a flag: every other field is a flag of its own, passed through.
+EACH_EPOCH = "--num_epochs governs it (train.py evaluates and saves a checkpoint at each epoch's end)"
+BEST = "--best_metric governs it (with more than one epoch, the epoch best at it on the validation rows is kept)"
+GOVERNED_BY = {
+    "output_dir": "--output_dir governs it", "learning_rate": "--learning_rate governs it",
+    "seed": "--seed governs it", "report_to": "--report_to governs it",
+    "per_device_train_batch_size": "--batch_size governs it", "per_device_eval_batch_size": "--eval_batch_size governs it",
+    "num_train_epochs": "--num_epochs governs it", "bf16": "--mixed_precision governs it",
+    "fp16": "--mixed_precision governs it",
+    "use_cpu": "the device governs it (a GPU where there is one; CUDA_VISIBLE_DEVICES= for the CPU)",
+    "dataloader_pin_memory": "the device governs it (pinned on a GPU)", "eval_strategy": EACH_EPOCH,
+    "save_strategy": EACH_EPOCH, "load_best_model_at_end": BEST, "metric_for_best_model": BEST,
+    "greater_is_better": BEST, "train_sampling_strategy": "--group_by_length governs it",
+    "restore_callback_states_from_checkpoint": "--resume governs it", "resume_from_checkpoint": "--resume governs it",
+    "label_names": "--label_column governs it", "do_train": "it always trains", "do_eval": "it always evaluates",
+    "do_predict": "it always scores the evaluation rows", "local_rank": "the launcher (torchrun, accelerate) sets it",
+    "hub_token": "use HF_TOKEN or `hf auth login` (a secret is never a setting: run.json records every setting)"}
+SET_BY_TRAIN_PY = tuple(GOVERNED_BY)
+# What a run did to its folder, not what it computed: a run.json reused as a settings file must not do it again
+# (replace the run it records, or look for a checkpoint in another --output_dir).
+RUN_CONTROL = ("overwrite_output_dir", "resume")
+
+
+def set_by_train_py(name):
+    """One line for a Trainer field that train.py sets itself, naming what governs it."""
+    return f"--{name} is a Trainer setting that train.py sets itself: {GOVERNED_BY[name]}"
 
 
 def read_settings(script, namespace, args=None):
@@ -50,11 +70,16 @@ def read_settings(script, namespace, args=None):
     ours = {name for name, _, _ in fields}
     settings_class = dataclasses.make_dataclass("Settings", fields)
     args = list(sys.argv[1:] if args is None else args)
-    values = settings_file(args.pop(0)) if args and args[0].endswith(".json") else {}
+    path = args.pop(0) if args and args[0].endswith(".json") else None
+    values = settings_file(path) if path else {}
+    if given := next((k for k in values if k in GOVERNED_BY and k not in ours), None):
+        fail(f"settings file {path!r}: {set_by_train_py(given)}")
+    if given := next((a.split("=")[0][2:] for a in args if a.startswith("--") and a.split("=")[0][2:] in GOVERNED_BY
+                      and a.split("=")[0][2:] not in ours), None):
+        fail(set_by_train_py(given))
+    kinds = {name: kind for name, kind, _ in fields}
     if not ({"-h", "--help"} & set(args) or set(values) - ours):
-        parser = HfArgumentParser(settings_class)
-        parser.set_defaults(**values)
-        cfg, rest = parser.parse_args_into_dataclasses(args, return_remaining_strings=True)
+        cfg, rest = parse(HfArgumentParser(settings_class), kinds, values, path, args)
         if not rest:
             cfg.trainer = {}
             return cfg  # no Trainer flag: TrainingArguments, which imports torch, is not needed to read these
@@ -72,25 +97,94 @@ def read_settings(script, namespace, args=None):
                       for f in knobs]
     parser = HfArgumentParser([settings_class, dataclasses.make_dataclass("TrainerSettings", trainer_fields)])
     defaults = vars(parser.parse_args_into_dataclasses([])[1])  # the Trainer's own, as the parser reads them
-    parser.set_defaults(**values)
-    cfg, trainer, rest = parser.parse_args_into_dataclasses(args, return_remaining_strings=True)
+    cfg, trainer, rest = parse(parser, kinds | {f.name: hints[f.name] for f in knobs}, values, path, args)
     if rest:
         fail(f"{' '.join(rest)}: no such setting of train.py or the Trainer (python train.py --help lists them)")
     cfg.trainer = {k: v for k, v in vars(trainer).items() if v != defaults[k]}
     return cfg
 
 
+def parse(parser, kinds, values, path, args):
+    """The settings file's values and then the flags, through the one parser: a value in the file gets the type and
+    the checks its flag gets (the file's values are written as the flags that give them), and a value that no flag
+    could give (null where the setting has a value, a list for one value, text for a number) is refused by name."""
+    def refuse(message):
+        fail(message.replace("argument ", "", 1))
+    flags, plain = [], {}
+    for name, value in values.items():
+        if value is None or value == []:  # null, or an empty list (CLASS_WEIGHTS'), which no flag's words give
+            plain[name] = as_flag(name, value, kinds[name], path)
+        else:
+            flags += as_flag(name, value, kinds[name], path)
+    parser.set_defaults(**plain)
+    parser.error = lambda message: fail(f"settings file {path!r}: {message.replace('argument ', '', 1)}")
+    *_, rest = parser.parse_args_into_dataclasses(flags, return_remaining_strings=True)
+    assert not rest, rest  # every key was checked to be a setting
+    parser.error = refuse  # argparse's usage and error, two lines, as the one line of every other refusal
+    return parser.parse_args_into_dataclasses(flags + args, return_remaining_strings=True)
+
+
+def as_flag(name, value, kind, path):
+    """A settings file's value as the flag's words (a list for a list setting; one value there is a list of one, as
+    the flag takes it); null where the setting may be None (None returned). A value of another JSON type is refused."""
+    import enum
+    import json as json_
+    import typing
+    allowed = [k for k in (typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types_union()) else (kind,))
+               if k is not type(None)]
+    bases = {typing.get_origin(k) or k for k in allowed}
+    textual = str in bases or typing.Literal in bases or any(isinstance(k, type) and issubclass(k, enum.Enum)
+                                                             for k in bases)
+    shown = json_.dumps(value)[:60]
+    where = f"settings file {path!r}: {name}"
+    if value is None:
+        if type(None) not in typing.get_args(kind):
+            fail(f"{where} is null; it takes {what(bases, textual)} (or leave it out for the default)")
+        return None
+    if isinstance(value, list):
+        if list not in bases:
+            fail(f"{where} takes one value ({what(bases, textual)}), not the list {shown}")
+        if not all(isinstance(v, (str, int, float)) for v in value):
+            fail(f"{where} takes a list of words or numbers, got {shown}")
+        return [f"--{name}", *map(str, value)] if value else []
+    if isinstance(value, dict):
+        if dict not in bases:
+            fail(f"{where} takes {what(bases, textual)}, not the object {shown}")
+        return [f"--{name}", json_.dumps(value)]
+    if isinstance(value, bool) != (bool in bases) and not textual and list not in bases:
+        fail(f"{where} takes {what(bases, textual)}, got {shown}")
+    if isinstance(value, str) and not (textual or list in bases or dict in bases):
+        fail(f"{where} takes {what(bases, textual)}, got the text {shown}")
+    if not isinstance(value, str) and textual and not bases & {int, float, bool}:
+        fail(f"{where} takes text, got {shown}")
+    return [f"--{name}={str(value).lower() if isinstance(value, bool) else value}"]  # =: a value may start with -
+
+
+def types_union():
+    import types
+    return types.UnionType
+
+
+def what(bases, textual):
+    """A setting's type in words."""
+    return ("true or false" if bool in bases else "a whole number" if int in bases and float not in bases
+            else "a number" if float in bases else "a list" if list in bases else "text" if textual else "a value")
+
+
 def settings_file(path):
-    """A settings file's values: a JSON object of settings by their flag names, or a run's run.json."""
+    """A settings file's values: a JSON object of settings by their flag names, or a run's run.json (less what that
+    run did to its folder: RUN_CONTROL)."""
     try:
         with open(path, encoding="utf-8") as f:
             values = json.load(f)
     except (OSError, ValueError) as e:
         fail(f"settings file {path!r} cannot be read: {getattr(e, 'strerror', None) or str(e).splitlines()[0]}")
     if isinstance(values, dict) and isinstance(values.get("settings"), dict):  # run.json: what a run started with
-        values = values["settings"]
+        values = {k: v for k, v in values["settings"].items() if k not in RUN_CONTROL}
     if not isinstance(values, dict):
         fail(f"settings file {path!r} holds no JSON object of settings")
+    if not isinstance(values.get("trainer") or {}, dict):
+        fail(f"settings file {path!r}: trainer holds Trainer settings by name, as an object")
     return {k: v for k, v in values.items() if k != "trainer"} | dict(values.get("trainer") or {})
 
 
@@ -294,6 +388,8 @@ def check_tracker(name):
     """REPORT_TO: a tracker whose package is missing is refused now, not after the data and the model are loaded.
     Hand-written: transformers' own check (transformers.integrations) imports torch, and this runs before it."""
     import importlib.util
+    if not name.replace("_", "").isalnum():  # find_spec("") or of "a.b" would raise, or import a package's parent
+        fail(f"--report_to takes a tracker's name (tensorboard, trackio, wandb, mlflow, ...) or none, got {name!r}")
     packages = {"tensorboard": ["tensorboard", "tensorboardX"], "azure_ml": ["azureml"]}.get(name, [name])
     if name not in ("none", "all") and not any(importlib.util.find_spec(p) for p in packages):
         fail(f"--report_to {name}: its package is not installed; pip install {packages[0]}")
@@ -308,7 +404,7 @@ def positive(text):
 
 def is_local(name):
     return (os.path.exists(name) or name.startswith((".", "/", "~"))
-            or name.endswith((".parquet", ".csv", ".json", ".jsonl")))
+            or name.endswith((".parquet", ".csv", ".tsv", ".json", ".jsonl")))
 
 
 def not_found(what, name, flag):

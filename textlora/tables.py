@@ -5,30 +5,33 @@ import csv
 import json
 import os
 
-FILES = (".csv", ".jsonl", ".json", ".parquet")
+FILES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # what pandas reads as a missing value by default (pandas.read_csv's na_values documentation)
 NA_SPELLINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
                 "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
-WRITES = (".csv", ".jsonl", ".parquet")
+WRITES = (".csv", ".tsv", ".jsonl", ".parquet")
+SEPARATED = {".csv": ",", ".tsv": "\t"}  # a .tsv is a CSV file with tabs, as users expect
 
 
-def read(name, parsed=()):
+def read(name, parsed=(), values=()):
     """load_dataset on a Hub name or a folder; one file is one table, which it calls "train". In one CSV file, the
     columns named in `parsed` (a script's text and label columns) are read by pandas' rules, as datasets reads any
     CSV; every other column as written (an id 007 stays 007: predict.py writes it back). In a CSV, a column whose
-    every cell is a JSON list (as predict.py writes several labels per text) is read as lists."""
+    every cell is a JSON list (as predict.py writes several labels per text) is read as lists. `values`: spellings
+    that are values there, not missing (an adapter's classes named None or NA): only an empty cell is missing then."""
     from datasets import load_dataset
     if os.path.isfile(name):
         kind = os.path.splitext(name)[1].lower()[1:]
         options = {}
-        if kind == "csv":
+        if kind in ("csv", "tsv"):
             with open(name, encoding="utf-8-sig", newline="") as f:
-                header = next(csv.reader(f), [])
+                header = next(csv.reader(f, delimiter=SEPARATED["." + kind]), [])
             kept = [c for c in header if c not in parsed]
-            if kept:  # pandas' own missing-value spellings (NA, null, empty, ...) only where the cells are parsed
+            options["sep"] = SEPARATED["." + kind]
+            if kept or values:  # pandas' own missing-value spellings (NA, null, empty, ...) only where cells are parsed
                 options |= {"converters": {c: str for c in kept}, "keep_default_na": False,
-                            "na_values": {c: sorted(NA_SPELLINGS) for c in header if c in parsed}}
-        data = load_dataset({"jsonl": "json"}.get(kind, kind), data_files=name, **options)
+                            "na_values": {c: sorted(NA_SPELLINGS - set(values)) for c in header if c in parsed}}
+        data = load_dataset({"jsonl": "json", "tsv": "csv"}.get(kind, kind), data_files=name, **options)
     else:
         data = load_dataset(name)
     return lists_in_csv(data) if any(d.info.builder_name == "csv" for d in data.values()) else data
@@ -73,8 +76,8 @@ class Writer:
             self.parquet = pq.ParquetWriter(self.partial, schema)
         else:
             self.file = open(self.partial, "w", encoding="utf-8", newline="")
-            if self.suffix == ".csv":
-                self.csv = csv.writer(self.file)
+            if self.suffix in SEPARATED:
+                self.csv = csv.writer(self.file, delimiter=SEPARATED[self.suffix])
                 self.csv.writerow(schema.names)
 
     def write(self, table):
@@ -86,7 +89,7 @@ class Writer:
         if self.json_columns:  # cells of several types, which datasets keeps as JSON text: written back as they were
             rows = [{k: json.loads(v) if k in self.json_columns and v is not None else v for k, v in row.items()}
                     for row in rows]
-        if self.suffix == ".csv":
+        if self.suffix in SEPARATED:
             self.csv.writerows([json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
                                 for v in row.values()] for row in rows)
         else:
