@@ -15,7 +15,8 @@ def features(train_rows, *other_rows):
     from sklearn.feature_extraction.text import TfidfVectorizer
     columns = [c for c in ("text", "text_pair") if c in train_rows.column_names]
     fitted = [TfidfVectorizer(ngram_range=(1, 2)).fit(train_rows[c]) for c in columns]
-    return [hstack([v.transform(rows[c]) for v, c in zip(fitted, columns)]).tocsr() for rows in (train_rows, *other_rows)]
+    return [hstack([v.transform(rows[c]) for v, c in zip(fitted, columns)]).tocsr()
+            for rows in (train_rows, *other_rows)]
 
 
 def fit_and_predict(train_rows, rows, problem, n_labels):

@@ -191,7 +191,8 @@ def from_data(features, columns, distinct, problem_type, label_names):
     same(values, spelled)
     floats = dtype.startswith(("float", "double", "halffloat"))
     whole = floats and all(float(v).is_integer() for v in values)
-    if problem_type == "regression" or (problem_type == "auto" and floats and not {key(v) for v in values} <= {"0", "1"}):
+    only_01 = {key(v) for v in values} <= {"0", "1"}
+    if problem_type == "regression" or (problem_type == "auto" and floats and not only_01):
         if not is_number(dtype) or dtype == "bool":
             raise Refused(f"--problem_type regression needs one column of numbers; --label_column {spelled} holds "
                           f"{dtype}")

@@ -95,7 +95,8 @@ def stop_cleanly_on_signals(out):
     except KeyboardInterrupt:
         if rank_zero():
             from .settings import is_checkpoint, whole
-            saved = os.path.isdir(out) and any(is_checkpoint(d) and whole(os.path.join(out, d)) for d in os.listdir(out))
+            saved = os.path.isdir(out) and any(is_checkpoint(d) and whole(os.path.join(out, d))
+                                               for d in os.listdir(out))
             print(f"\ninterrupted; run again with --resume (and the same flags) to continue from the last checkpoint "
                   f"in {out}" if saved else f"\ninterrupted before the first checkpoint (saved at each epoch's end): "
                   f"nothing to resume; run again with --overwrite_output_dir to start over in {out}", file=sys.stderr)

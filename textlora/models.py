@@ -40,7 +40,8 @@ def within_reach(max_length, config, tokenizer):
 
 def reserved_positions(config):
     """Encoders in RoBERTa's style (RoBERTa, XLM-R, CamemBERT, ...) number positions from padding_idx + 1: that
-    many of their positions never hold a token. They are the models whose code has create_position_ids_from_input_ids."""
+    many of their positions never hold a token. They are the models whose code has
+    create_position_ids_from_input_ids."""
     import importlib
     import inspect
     name = str(getattr(config, "model_type", "")).replace("-", "_")

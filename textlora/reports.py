@@ -152,11 +152,12 @@ def data_line(cfg, subsets, codec, why, class_weights):
         also = " or 'validation'" if eval_split != "validation" else ""
         source += f" (there is no {cfg.eval_split!r}{also} split)"
     chooser = repr(validation_split) if validation_split != train_split else f"{train_split!r} (no overlap)"
+    kind = {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
+            MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
+            REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
     return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
             f"evaluation" + (f", {validation_size} from {chooser} to {purpose(cfg, codec.problem)}"
-                             if validation_split else "") + "; " + {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
-                                                MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
-                                                REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
+                             if validation_split else "") + "; " + kind
             + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
@@ -214,8 +215,12 @@ def load_code(metrics, adapter_dir):
             + (f", pad_token_id={pad})" if pad is not None else ")"))
 
 
+NOT_CALIBRATED = "none (no held-out rows, or a number per text)"
+
+
 def model_card(cfg, metrics, head, precision, adapter_dir):
     base, labels, data = metrics["config"]["base_model"], metrics["labels"], metrics["data"]
+    multi = metrics["problem_type"] == MULTI
     return f"""---
 base_model: {base}
 library_name: peft
@@ -233,12 +238,12 @@ trained head: {head}
 epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
 {kept_text(metrics)}{baseline_text(metrics)}
-- Calibration: {calibration_text(metrics) if metrics["calibration"] else "none (no held-out rows, or a number per text)"}
+- Calibration: {calibration_text(metrics) if metrics["calibration"] else NOT_CALIBRATED}
 - Text: {' and '.join(f'`{c}`' for c in cfg.text_column)}{' (a pair)' if len(cfg.text_column) == 2 else ''}; \
 class loss weights: {metrics['class_weights'] or 'none'}
 
 Labels: {', '.join(f'{i} = {name}' for i, name in enumerate(labels))} (also in labels.json)\
-{f"; each is given where its probability passes {thresholds_text(cfg, metrics)}" if metrics['problem_type'] == MULTI else ""}.
+{f"; each is given where its probability passes {thresholds_text(cfg, metrics)}" if multi else ""}.
 
 ```python
 from peft import AutoPeftModelForSequenceClassification
@@ -319,7 +324,8 @@ def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
     data = metrics["data"]
     where = (f"{data['eval_split']!r}" if data["eval_split"] != data["train_split"]
              else f"{data['eval_split']!r} held out (none trained on)")
-    took = f"{metrics['wall_time_s'] / 60:.1f} min" if metrics["wall_time_s"] >= 60 else f"{metrics['wall_time_s']:.0f} s"
+    wall = metrics["wall_time_s"]
+    took = f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s"
     print(f"\n{'=' * 72}\ndone in {took} on {metrics['device']}: "
           f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{baseline_text(metrics)}{kept_text(metrics)}")
     if calibrated:

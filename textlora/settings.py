@@ -18,7 +18,8 @@ BEST = "--best_metric governs it (with more than one epoch, the epoch best at it
 GOVERNED_BY = {
     "output_dir": "--output_dir governs it", "learning_rate": "--learning_rate governs it",
     "seed": "--seed governs it", "report_to": "--report_to governs it",
-    "per_device_train_batch_size": "--batch_size governs it", "per_device_eval_batch_size": "--eval_batch_size governs it",
+    "per_device_train_batch_size": "--batch_size governs it",
+    "per_device_eval_batch_size": "--eval_batch_size governs it",
     "num_train_epochs": "--num_epochs governs it", "bf16": "--mixed_precision governs it",
     "fp16": "--mixed_precision governs it",
     "use_cpu": "the device governs it (a GPU where there is one; CUDA_VISIBLE_DEVICES= for the CPU)",
@@ -65,7 +66,8 @@ def read_settings(script, namespace, args=None):
             kind = annotations.get(name) or (list[type(default[0])] if isinstance(default, list) else type(default))
             meta = {"help": comments.get(node.end_lineno, "").replace("%", "%%")}
             # a plain default where it can be: HfArgumentParser reads a bool's default from it (the --no_ flags)
-            fields.append((name.lower(), kind, dataclasses.field(default_factory=lambda d=default: list(d), metadata=meta)
+            fields.append((name.lower(), kind,
+                           dataclasses.field(default_factory=lambda d=default: list(d), metadata=meta)
                            if isinstance(default, list) else dataclasses.field(default=default, metadata=meta)))
     ours = {name for name, _, _ in fields}
     settings_class = dataclasses.make_dataclass("Settings", fields)
@@ -130,8 +132,9 @@ def as_flag(name, value, kind, path):
     import enum
     import json as json_
     import typing
-    allowed = [k for k in (typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types_union()) else (kind,))
-               if k is not type(None)]
+    import types
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    allowed = [k for k in (typing.get_args(kind) if union else (kind,)) if k is not type(None)]
     bases = {typing.get_origin(k) or k for k in allowed}
     textual = str in bases or typing.Literal in bases or any(isinstance(k, type) and issubclass(k, enum.Enum)
                                                              for k in bases)
@@ -158,11 +161,6 @@ def as_flag(name, value, kind, path):
     if not isinstance(value, str) and textual and not bases & {int, float, bool}:
         fail(f"{where} takes text, got {shown}")
     return [f"--{name}={str(value).lower() if isinstance(value, bool) else value}"]  # =: a value may start with -
-
-
-def types_union():
-    import types
-    return types.UnionType
 
 
 def what(bases, textual):
@@ -229,8 +227,8 @@ def check_settings(cfg):
                             ("logging_steps", 1e-9), ("weight_decay", 0), ("max_grad_norm", 0), ("save_total_limit", 0),
                             ("dataloader_num_workers", 0), ("label_smoothing_factor", 0)):
             if cfg.trainer.get(name) is not None and not cfg.trainer[name] >= least:
-                fail(f"--{name} must be {'at least ' + str(least) if least >= 1 else 'more than 0' if least else '0 or more'}"
-                     f", got {cfg.trainer[name]}")
+                bound = f"at least {least}" if least >= 1 else "more than 0" if least else "0 or more"
+                fail(f"--{name} must be {bound}, got {cfg.trainer[name]}")
     for what, name in (("dataset", cfg.dataset_name), ("model", cfg.model_name)):
         if is_local(name) and not os.path.exists(name):
             fail(not_found(what, name, f"--{what}_name"))

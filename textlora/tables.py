@@ -7,8 +7,8 @@ import os
 
 FILES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # what pandas reads as a missing value by default (pandas.read_csv's na_values documentation)
-NA_SPELLINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
-                "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+NA_SPELLINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 WRITES = (".csv", ".tsv", ".jsonl", ".parquet")
 SEPARATED = {".csv": ",", ".tsv": "\t"}  # a .tsv is a CSV file with tabs, as users expect
 
