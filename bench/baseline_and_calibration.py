@@ -102,7 +102,8 @@ def main():
                         f"{c['brier_before']:.3f} -> {c['brier_after']:.3f} | {seconds / 60:.1f} min |")
             if name == "imdb":
                 u = unseen_ece(os.path.join(tmp, name), cfg.imdb, tmp)
-                unseen = (f"IMDB test rows 1,000-1,999 of the seeded shuffle (never drawn): accuracy {u['accuracy']:.4f}, "
+                unseen = (f"IMDB test rows 1,000-1,999 of the seeded shuffle (never drawn): "
+                          f"accuracy {u['accuracy']:.4f}, "
                           f"ECE {u['ece_before']:.3f} -> {u['ece_after']:.3f} (T {u['temperature']:.3g})")
         print("| data | adapter accuracy | TF-IDF + logistic regression | temperature | ECE (15 bins) eval rows | "
               "Brier | run |\n|---|---|---|---|---|---|---|")
@@ -116,7 +117,8 @@ def main():
             m, seconds = train(model, folder, os.path.join(tmp, "mix"), "--label_column", "topics", "--train_size",
                                "1200", "--eval_size", "400", "--validation_size", "300")
             c = m["calibration"]
-            print(f"mixtures (several topics per text): {json.dumps({k: c.get(k) for k in ('thresholds', 'scores_at_0.5')} if c else 'no calibration rows')}")
+            shown = {k: c.get(k) for k in ("thresholds", "scores_at_0.5")} if c else "no calibration rows"
+            print(f"mixtures (several topics per text): {json.dumps(shown)}")
             if c:
                 print(f"micro F1 at 0.5 {c['scores_at_0.5']['micro_f1']:.4f}, at the chosen thresholds "
                       f"{c['scores_at_thresholds']['micro_f1']:.4f}; macro F1 {c['scores_at_0.5']['macro_f1']:.4f} -> "

@@ -106,7 +106,8 @@ def machine():
             elif key.strip() == "flags":
                 flags = set(value.split())
     cpu = (f"{model}, {os.cpu_count()} cores, AMX {'yes' if torch.cpu._is_amx_tile_supported() else 'no'}, "
-           f"AVX512-BF16 {'yes' if 'avx512_bf16' in flags else 'no'}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+           f"AVX512-BF16 {'yes' if 'avx512_bf16' in flags else 'no'}, "
+           f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
     gpu = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); host " if torch.cuda.is_available() else ""
     return f"{gpu}{cpu}; torch {torch.__version__}"
 
@@ -166,16 +167,17 @@ def main():
         model, data, n_train, n_eval, out = a._plain
         return plain_recipe(model, data, int(n_train), int(n_eval), a.seed, out)
 
-    import torch
     work = tempfile.mkdtemp(prefix="bench-")
     print(f"building models in {work} ...", flush=True)
     speed_model = build_speed_model(os.path.join(work, "distilbert-base-uncased-random"), a.vocab)
-    accuracy_model = None if a.skip_accuracy else a.accuracy_model or build_accuracy_model(os.path.join(work, "minilm-as-distilbert"))
+    accuracy_model = (None if a.skip_accuracy
+                      else a.accuracy_model or build_accuracy_model(os.path.join(work, "minilm-as-distilbert")))
     peaks = matmul_peaks()
     best_peak = max(peaks.values())
     rows = []
-    for label, model, (n_train, n_eval), skip in (("DistilBERT-size", speed_model, a.speed_sizes, a.skip_speed),
-                                                  ("MiniLM stand-in", accuracy_model, a.accuracy_sizes, a.skip_accuracy)):
+    for label, model, (n_train, n_eval), skip in (
+            ("DistilBERT-size", speed_model, a.speed_sizes, a.skip_speed),
+            ("MiniLM stand-in", accuracy_model, a.accuracy_sizes, a.skip_accuracy)):
         if skip:
             continue
         train_flops, eval_flops = model_flops(model, a.data, n_train, n_eval, a.seed)
@@ -185,32 +187,38 @@ def main():
             if recipe == "plain":
                 cmd = [sys.executable, __file__, "--_plain", model, a.data, str(n_train), str(n_eval), out]
             else:
-                cmd = [sys.executable, "train.py", "--model_name", model, "--dataset_name", a.data, "--train_size",
-                       str(n_train), "--eval_size", str(n_eval), "--seed", str(a.seed), "--output_dir", out, *a.train_flags]
+                cmd = [sys.executable, "train.py", "--model_name", model, "--dataset_name", a.data,
+                       "--train_size", str(n_train), "--eval_size", str(n_eval), "--seed", str(a.seed),
+                       "--output_dir", out, *a.train_flags]
             wall, rss = run_measured(cmd)
             m = json.load(open(os.path.join(out, "metrics.json")))
             epoch_eval = m.get("epoch_eval_runtime_s", m["eval_runtime_s"])
             train_s = m["train_runtime_s"] - epoch_eval  # the Trainer's train time includes the epoch-end evaluation
             rows.append({"model": label, "sizes": f"{n_train}/{n_eval}", "recipe": recipe, "wall_s": wall,
                          "train_rev_s": n_train / train_s, "eval_rev_s": n_eval / m["eval_runtime_s"],
-                         "train_gflops": 2 * train_flops / train_s / 1e9, "eval_gflops": eval_flops / m["eval_runtime_s"] / 1e9,
+                         "train_gflops": 2 * train_flops / train_s / 1e9,
+                         "eval_gflops": eval_flops / m["eval_runtime_s"] / 1e9,
                          "rss_gib": rss, "accuracy": m["eval_accuracy"],
-                         "precision": {"no": "fp32", None: "fp32"}.get(m.get("mixed_precision"), m.get("mixed_precision"))})
+                         "precision": {"no": "fp32", None: "fp32"}.get(m.get("mixed_precision"),
+                                                                       m.get("mixed_precision"))})
 
     print(f"\nmachine: {machine()}\nmatmul peak: fp32 {peaks['fp32']:.3g} GFLOP/s, bf16 {peaks['bf16']:.3g} GFLOP/s")
-    head = ("| model | train/eval | recipe | precision | wall s | train rev/s | eval rev/s | train GFLOP/s (% of bf16, of best peak) "
-            "| eval GFLOP/s (% of bf16, of best peak) | peak RSS GiB | accuracy |")
+    head = ("| model | train/eval | recipe | precision | wall s | train rev/s | eval rev/s "
+            "| train GFLOP/s (% of bf16, of best peak) | eval GFLOP/s (% of bf16, of best peak) "
+            "| peak RSS GiB | accuracy |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
         pct = lambda g: f"{g:.0f} ({100 * g / peaks['bf16']:.0f}%, {100 * g / best_peak:.0f}%)"
-        print(f"| {r['model']} | {r['sizes']} | {r['recipe']} | {r['precision']} | {r['wall_s']:.0f} | {r['train_rev_s']:.2f} | "
-              f"{r['eval_rev_s']:.2f} | {pct(r['train_gflops'])} | {pct(r['eval_gflops'])} | {r['rss_gib']:.2f} | "
-              f"{r['accuracy']:.3f} |")
+        print(f"| {r['model']} | {r['sizes']} | {r['recipe']} | {r['precision']} | {r['wall_s']:.0f} | "
+              f"{r['train_rev_s']:.2f} | {r['eval_rev_s']:.2f} | {pct(r['train_gflops'])} | {pct(r['eval_gflops'])} | "
+              f"{r['rss_gib']:.2f} | {r['accuracy']:.3f} |")
     for plain, ours in zip(rows[::2], rows[1::2]) if not a.skip_plain else ():
-        print(f"{plain['model']}: train.py takes {ours['wall_s'] / plain['wall_s']:.2f} of the plain recipe's wall time "
-              f"({plain['wall_s'] / ours['wall_s']:.1f}x faster); accuracy {100 * (ours['accuracy'] - plain['accuracy']):+.1f} points")
-    json.dump({"machine": machine(), "peaks": peaks, "rows": rows}, open(os.path.join(work, "bench.json"), "w"), indent=1)
+        print(f"{plain['model']}: train.py takes {ours['wall_s'] / plain['wall_s']:.2f} "
+              f"of the plain recipe's wall time ({plain['wall_s'] / ours['wall_s']:.1f}x faster); "
+              f"accuracy {100 * (ours['accuracy'] - plain['accuracy']):+.1f} points")
+    json.dump({"machine": machine(), "peaks": peaks, "rows": rows}, open(os.path.join(work, "bench.json"), "w"),
+              indent=1)
     print(f"(raw figures: {work}/bench.json)")
 
 

@@ -32,12 +32,12 @@ def main():
         source = os.path.join(work, f"in-{n}.{a.format}")
         if a.format == "csv":
             with open(source, "w", newline="") as f:
-                csv.writer(f).writerows([["id", "text", "label"]] + [[i, t, l] for i, (t, l) in
+                csv.writer(f).writerows([["id", "text", "label"]] + [[i, t, label] for i, (t, label) in
                                                                       enumerate(zip(rows["text"], rows["label"]))])
         elif a.format == "jsonl":
             with open(source, "w") as f:
-                f.writelines(json.dumps({"id": i, "text": t, "label": l}) + "\n"
-                             for i, (t, l) in enumerate(zip(rows["text"], rows["label"])))
+                f.writelines(json.dumps({"id": i, "text": t, "label": label}) + "\n"
+                             for i, (t, label) in enumerate(zip(rows["text"], rows["label"])))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq

@@ -1,6 +1,7 @@
 """Where a training step's time goes: torch.profiler on one step of the full-size DistilBERT architecture.
 
-    python bench/profile_step.py                          # train.py's defaults: batch 4 x 300 tokens, no attention dropout
+    python bench/profile_step.py                          # train.py's defaults: batch 4 x 300 tokens,
+                                                          # no attention dropout
     python bench/profile_step.py --attention_dropout 0.1  # the plain recipe's model (DistilBERT's own dropout)
     python bench/profile_step.py --eval                   # one evaluation batch instead
 
@@ -30,7 +31,8 @@ a = p.parse_args()
 torch.manual_seed(0)
 config = DistilBertConfig(attention_dropout=a.attention_dropout, dropout=a.dropout, attn_implementation=a.attention)
 model = get_peft_model(DistilBertForSequenceClassification(config),
-                       LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=32, lora_dropout=0.01, target_modules=["q_lin"]))
+                       LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=32, lora_dropout=0.01,
+                                  target_modules=["q_lin"]))
 if a.frozen_bf16:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad:

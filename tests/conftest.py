@@ -51,7 +51,8 @@ def write_split(folder, split, rows):
     import datasets
     os.makedirs(folder, exist_ok=True)
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(os.path.join(folder, f"{split}-00000-of-00001.parquet"))
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(
+        os.path.join(folder, f"{split}-00000-of-00001.parquet"))
 
 
 def built_once(tmp_path_factory, name, build):
@@ -76,8 +77,9 @@ def tiny_model(tmp_path_factory):
         vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + GOOD + BAD + FILLER
         (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
         DistilBertTokenizer.from_pretrained(str(folder)).save_pretrained(str(folder))
+        # spread-out features: learnable in a few steps
         config = DistilBertConfig(vocab_size=len(vocab), dim=64, hidden_dim=128, n_layers=2, n_heads=2,
-                                  max_position_embeddings=128, initializer_range=0.2, seq_classif_dropout=0.0)  # spread-out features: learnable in a few steps
+                                  max_position_embeddings=128, initializer_range=0.2, seq_classif_dropout=0.0)
         import torch
         torch.manual_seed(0)
         DistilBertForSequenceClassification(config).save_pretrained(str(folder))
@@ -145,7 +147,8 @@ def library_switches_kept():
     Trainer, for one, drops its progress bar when the logging is quieter than warnings)."""
     import datasets.utils
     import transformers.utils.logging as transformers_logging
-    verbosity, bars, dataset_bars = (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled(),
+    verbosity, bars, dataset_bars = (transformers_logging.get_verbosity(),
+                                     transformers_logging.is_progress_bar_enabled(),
                                      datasets.utils.are_progress_bars_disabled())
     try:
         yield
@@ -169,7 +172,8 @@ def train(tiny_model, tiny_imdb, tmp_path):
 
 @pytest.fixture(scope="session")
 def trained(tiny_model, tiny_imdb, tmp_path_factory):
-    """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote: (its stdout, output_dir)."""
+    """One finished run, 3 epochs in fp32, shared by the tests that only read what it wrote:
+    (its stdout, output_dir)."""
     def build(folder):
         proc = in_process("train", "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
                           "--eval_size", "100", "--validation_size", "100", "--num_epochs", "3", "--mixed_precision",
@@ -263,7 +267,8 @@ def rare_sports(minilm, real_data, tmp_path_factory):
         def build(folder):
             proc = in_process("train", "--model_name", minilm, "--dataset_name", str(data), "--train_size", "1000",
                               "--eval_size", "400", "--max_length", "128", "--validation_size", "100",
-                              "--output_dir", str(folder / "run"), *(["--class_weights", "balanced"] if weighted else []))
+                              "--output_dir", str(folder / "run"),
+                              *(["--class_weights", "balanced"] if weighted else []))
             assert proc.returncode == 0, proc.stderr[-3000:]
             (folder / "stdout.txt").write_text(proc.stdout)
         folder = built_once(tmp_path_factory, f"rare-sports-{'weighted' if weighted else 'plain'}", build)

@@ -83,6 +83,7 @@ def test_early_stopping_ends_the_run_after_epochs_without_improvement(tiny_model
         f"checkpoint-{50 * e}" for e in range(1, len(metrics["epochs"]) + 1)}
 
 
+@pytest.mark.slow  # real learning on AG News
 def test_balanced_class_weights_lift_the_rare_class(rare_sports):
     """Sports is a tenth of each other class among the training rows; the test rows are as the data set has them.
     The thresholds, and the rows it takes for the effect to show: bench/README.md."""
@@ -112,12 +113,14 @@ def news_pairs(ag_news, path, n, seed=0):
     with open(path, "w") as f:
         for k, i in enumerate(rng.sample(range(len(news)), n)):
             topic = news[i]["label"]
-            other = rng.choice(by_topic[topic] if k % 2 == 0 else by_topic[rng.choice([t for t in by_topic if t != topic])])
+            other = rng.choice(by_topic[topic] if k % 2 == 0
+                               else by_topic[rng.choice([t for t in by_topic if t != topic])])
             f.write(json.dumps({"first": news[i]["text"], "second": news[other]["text"],
                                 "same": "same topic" if k % 2 == 0 else "different topic"}) + "\n")
     return str(path)
 
 
+@pytest.mark.slow  # real learning on IMDB pairs
 def test_pairs_of_texts_are_learned_and_predicted(minilm, real_data, tmp_path):
     """Neither text alone says whether two news items share a topic: the pair must reach the model as one input. The
     bar is chance (0.5) plus about three standard errors at 300 pairs; what runs reach, and why 1,000 pairs of 96

@@ -113,7 +113,7 @@ def test_trainer_settings_train_py_sets_itself_name_what_governs_them(tmp_path):
         train.read_settings([str(tmp_path / "s.json")])
 
 
-# ---- 2. several labels: the baseline at thresholds chosen as the adapter's --------------------------------------------
+# ---- 2. several labels: the baseline at thresholds chosen as the adapter's -------------------------------------------
 
 def test_the_baseline_with_several_labels_is_scored_at_thresholds_chosen_on_the_validation_rows():
     from datasets import Dataset
@@ -147,7 +147,8 @@ def test_the_baseline_with_several_labels_is_scored_at_thresholds_chosen_on_the_
         truth = np.array(validation_rows["label"])[:, j] > 0.5
         best = max(f1_score(truth, p > cut, zero_division=0) for cut in np.concatenate([[0.5], p, p - 1e-9]))
         assert f1_score(truth, p > chosen[j], zero_division=0) == pytest.approx(best)
-    assert chosen != [0.5, 0.5]  # this data's rare label is given below 0.5: the comparison at 0.5 was not like for like
+    # this data's rare label is given below 0.5: the comparison at 0.5 was not like for like
+    assert chosen != [0.5, 0.5]
     p_eval = np.stack([m.predict_proba(vectorizer.transform(eval_rows["text"]))[:, 1] for m in models], 1)
     assert said["micro_f1"] == pytest.approx(f1_score(np.array(eval_rows["label"]) > 0.5, p_eval > chosen,
                                                       average="micro"), abs=1e-6)
@@ -224,7 +225,8 @@ def test_latin1_text_a_base_model_of_another_architecture_or_none_are_one_line(t
     proc = in_process("predict", adapter, "--file", str(tmp_path / "latin1.txt"), "--output", str(tmp_path / "o.csv"))
     assert "latin1.txt' is not UTF-8 text" in refused_line(proc, "predict.py"), proc.stderr
     # standard input as a shell's pipe gives it: bytes
-    piped = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), adapter, "--output", str(tmp_path / "o.csv")],
+    piped = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), adapter,
+                            "--output", str(tmp_path / "o.csv")],
                            input="bien\ntrès\n".encode("latin-1"), capture_output=True, cwd=ROOT, timeout=120,
                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
     piped = subprocess.CompletedProcess(piped.args, piped.returncode, piped.stdout.decode(), piped.stderr.decode())
@@ -317,7 +319,8 @@ def test_max_steps_records_what_was_trained(train):
 # ---- 8. an extra that fails never loses the trained run -------------------------------------------------------------
 
 def test_an_extra_that_fails_leaves_the_adapter_and_its_scores(tiny_model, tmp_path):
-    rows = [{"text": " ".join(np.random.default_rng(i).choice(list("abc"), 2)), "tags": [["x"], ["y"], ["x", "y"]][i % 3]}
+    rows = [{"text": " ".join(np.random.default_rng(i).choice(list("abc"), 2)),
+             "tags": [["x"], ["y"], ["x", "y"]][i % 3]}
             for i in range(60)]
     with open(tmp_path / "letters.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -81,7 +81,8 @@ def test_several_labels_per_text_counted_by_hand():
     report = scorer.report()["per_label"]
     assert [report[n]["support"] for n in "abc"] == [2, 2, 1]
     # a higher threshold gives fewer labels: at 0.9 (logit 2.2) only the 3.0s remain
-    strict = textlora.scores.Scores(textlora.labels.MULTI, ["a", "b", "c"], 0.9)(EvalPrediction(predictions=logits, label_ids=true))
+    strict = textlora.scores.Scores(textlora.labels.MULTI, ["a", "b", "c"], 0.9)(
+        EvalPrediction(predictions=logits, label_ids=true))
     assert strict["micro_precision"] == 1.0 and strict["micro_recall"] == pytest.approx(2 / 5)
 
 
@@ -133,7 +134,8 @@ def test_labels_are_the_values_the_data_holds(values, names, ids):
 
 
 def test_label_1s_scores_need_two_classes(capsys):
-    err = refusal(capsys, textlora.data.best_metric, settings("--best_metric", "f1"), textlora.labels.SINGLE, ["a", "b", "c", "d"])
+    err = refusal(capsys, textlora.data.best_metric, settings("--best_metric", "f1"), textlora.labels.SINGLE,
+                  ["a", "b", "c", "d"])
     assert "label 1's score, for two classes; with 4 use macro_f1" in err
     assert textlora.data.best_metric(settings("--best_metric", "f1"), textlora.labels.SINGLE, ["a", "b"]) == "f1"
 
@@ -193,19 +195,23 @@ def test_overwrite_refuses_a_folder_holding_anything_else(capsys, tmp_path):
     for name in ("checkpoint-50", "adapter", ".adapter.partial", "runs"):
         (out / name).mkdir(parents=True)
     (out / "metrics.json").write_text("{}")
-    textlora.settings.check_settings(settings("--output_dir", str(out), "--overwrite_output_dir"))  # only a run's files: fine
+    # only a run's files: fine
+    textlora.settings.check_settings(settings("--output_dir", str(out), "--overwrite_output_dir"))
     for other in ("checkpoint-notes", ".git", "thesis.txt"):
         (out / other).write_text("mine")
-        err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+        err = refusal(capsys, textlora.settings.check_settings,
+                      settings("--output_dir", str(out), "--overwrite_output_dir"))
         assert repr(other) in err, err
         (out / other).unlink()
     # a folder or file a user named as train.py names its own: judged by what it holds
     (out / "runs" / "experiment.txt").write_text("mine")  # TensorBoard writes event files only
-    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+    err = refusal(capsys, textlora.settings.check_settings,
+                  settings("--output_dir", str(out), "--overwrite_output_dir"))
     assert "'runs'" in err, err
     (out / "runs" / "experiment.txt").unlink()
     (out / "run.json").write_text('{"my": "own record"}')
-    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--overwrite_output_dir"))
+    err = refusal(capsys, textlora.settings.check_settings,
+                  settings("--output_dir", str(out), "--overwrite_output_dir"))
     assert "'run.json'" in err, err
     (out / "run.json").unlink()
     (out / "notes.txt").write_text("mine")
@@ -269,7 +275,8 @@ def server(reply):
             while True:
                 client, _ = listener.accept()
                 with client:
-                    heard.append(client.recv(4096).split(b"\r\n")[0].decode(errors="backslashreplace"))  # a TLS hello is bytes
+                    # a TLS hello is bytes
+                    heard.append(client.recv(4096).split(b"\r\n")[0].decode(errors="backslashreplace"))
                     client.sendall(reply)
 
     threading.Thread(target=serve, daemon=True).start()
@@ -404,7 +411,8 @@ def test_resume_refuses_a_run_it_cannot_go_on_with(capsys, tmp_path, record, wor
     (out / "checkpoint-50" / "trainer_state.json").write_text('{"global_step": 50}')
     if record is not None:
         (out / "run.json").write_text(record)
-    err = refusal(capsys, textlora.settings.check_settings, settings("--output_dir", str(out), "--resume", "--num_epochs", "3"))
+    err = refusal(capsys, textlora.settings.check_settings,
+                  settings("--output_dir", str(out), "--resume", "--num_epochs", "3"))
     assert words in err, err
 
 
@@ -431,14 +439,16 @@ def read_labels(table, *flags):
 
 def test_the_kind_of_problem_is_read_from_the_labels():
     text = ["one", "two", "three", "four"]
-    rows, labels, problem = read_labels({"text": text, "tags": [["b", "a"], [], ["c"], ["a"]]}, "--label_column", "tags")
+    rows, labels, problem = read_labels({"text": text, "tags": [["b", "a"], [], ["c"], ["a"]]},
+                                        "--label_column", "tags")
     assert (problem, labels) == (textlora.labels.MULTI, ["a", "b", "c"])
     assert rows["train"]["label"] == [[1, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]]
     rows, labels, problem = read_labels({"text": text, "x": [1.0, 0.0, 1.0, 0.0], "y": [0, 1, 1, 0]},
                                         "--label_column", "x", "y")  # 0/1 columns, floats or integers
     assert (problem, labels) == (textlora.labels.MULTI, ["x", "y"]) and rows["train"]["label"][2] == [1, 1]
     rows, labels, problem = read_labels({"text": text, "share": [0.5, 0.0, 1.0, 0.25]}, "--label_column", "share")
-    assert (problem, labels) == (textlora.labels.REGRESSION, ["share"]) and rows["train"]["label"] == [0.5, 0.0, 1.0, 0.25]
+    assert ((problem, labels) == (textlora.labels.REGRESSION, ["share"])
+            and rows["train"]["label"] == [0.5, 0.0, 1.0, 0.25])
     rows, _, problem = read_labels({"text": text, "stars": [1, 5, 3, 5]}, "--label_column", "stars",
                                    "--problem_type", "regression")
     assert problem == textlora.labels.REGRESSION and rows["train"]["label"] == [1.0, 5.0, 3.0, 5.0]
@@ -455,7 +465,8 @@ def test_booleans_and_floats_of_0_and_1_are_two_classes_other_floats_a_number():
 
 
 @pytest.mark.parametrize("table, flags, words", [
-    ({"tags": [["a"], [None], ["b"], ["a"]]}, ["--label_column", "tags"], "empty or missing text or label; the first is row 1"),
+    ({"tags": [["a"], [None], ["b"], ["a"]]}, ["--label_column", "tags"],
+     "empty or missing text or label; the first is row 1"),
     ({"tags": [["a"], [" "], ["b"], ["a"]]}, ["--label_column", "tags"], "the first is row 1"),
     ({"share": [0.5, float("inf"), 1.0, 0.0]}, ["--label_column", "share"], "the first is row 1"),
     ({"tags": [["a"], ["b"], ["b"], ["a"]]}, ["--label_column", "tags", "--problem_type", "single_label"],

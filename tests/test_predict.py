@@ -199,7 +199,8 @@ def test_a_decoder_without_a_padding_token_trains_predicts_and_merges(tiny_decod
                       "--eval_size", "40", "--target_modules", "all-linear", "--mixed_precision", "no", "--output_dir",
                       out)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "LoRA on 14 layers (down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj) + head score" in proc.stdout
+    assert ("LoRA on 14 layers (down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj) + head score"
+            in proc.stdout)
     assert "MAX_LENGTH 512 lowered to 256" in proc.stdout
     adapter = os.path.join(out, "adapter")
     weights = load_file(os.path.join(adapter, "adapter_model.safetensors"))

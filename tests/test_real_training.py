@@ -14,6 +14,8 @@ import torch
 from conftest import in_process
 from test_predict import predict
 
+pytestmark = pytest.mark.slow  # minutes of real learning: python -m pytest -m slow tests
+
 
 def test_pretrained_encoder_learns_imdb_sentiment(minilm, real_data, tmp_path):
     out = str(tmp_path / "run")
@@ -60,7 +62,8 @@ def test_four_news_classes_learned_and_named_everywhere(rare_sports):
                                for i in range(0, 400, 50)])
     # other batches pad differently, which can move a near-tie: at most one item of 400
     right = (predicted == torch.tensor(rows["label"])).sum().item()
-    assert abs(right - round(metrics["eval_accuracy"] * 400)) <= 1, (right, metrics["eval_accuracy"])  # counted, not floats
+    # counted, not floats
+    assert abs(right - round(metrics["eval_accuracy"] * 400)) <= 1, (right, metrics["eval_accuracy"])
     # the matrix's rows are the true classes: their sums are the classes' counts among the rows, its columns the
     # predictions' (a transposed matrix fails here)
     assert [sum(row) for row in confusion] == [rows["label"].count(i) for i in range(4)]

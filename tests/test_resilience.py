@@ -49,15 +49,18 @@ LAUNCHERS = {
 
 def launch(launcher, logs, *flags):
     """train.py under a launcher with 2 processes; each rank's stdout and stderr also go to a file under logs."""
-    log_flags = ["--log-dir", str(logs), "--tee", "3"] if launcher == "torchrun" else ["--log_dir", str(logs), "--tee", "3"]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # each launcher gives its ranks 1, as for a user
+    log_flags = (["--log-dir", str(logs), "--tee", "3"] if launcher == "torchrun"
+                 else ["--log_dir", str(logs), "--tee", "3"])
+    # each launcher gives its ranks 1, as for a user
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     return subprocess.run([*LAUNCHERS[launcher], *log_flags, "train.py", *flags], capture_output=True, text=True,
                           cwd=ROOT, timeout=300, env={**env, "HF_HUB_OFFLINE": "1"})
 
 
 def everything_said(proc, logs):
     """The launcher's own output and every rank's, for a failure message: nothing a rank said is cut off."""
-    ranks = [f"--- {path.relative_to(logs)} ---\n{path.read_text(errors='replace')}" for path in sorted(logs.rglob("*.log"))]
+    ranks = [f"--- {path.relative_to(logs)} ---\n{path.read_text(errors='replace')}"
+             for path in sorted(logs.rglob("*.log"))]
     return "\n".join([f"--- launcher exit {proc.returncode}, stderr ---", proc.stderr, *ranks])
 
 
@@ -72,7 +75,8 @@ def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["processes"] == 2
     assert metrics["matmul_gflops"] and proc.stdout.count("(matmul ") == 1  # rank 0 measures and says it, once
-    assert sum(sum(row) for row in metrics["confusion_matrix"]["rows_true_columns_predicted"]) == 100  # each review once
+    # each review once
+    assert sum(sum(row) for row in metrics["confusion_matrix"]["rows_true_columns_predicted"]) == 100
     assert os.path.exists(os.path.join(out, "adapter", "adapter_model.safetensors"))
     assert proc.stdout.count("done in") == 1, "only rank 0 prints the summary"
     # 200 reviews, 2 processes x batch 4: 25 steps to the epoch

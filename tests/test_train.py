@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 def files_digest(folder):
     """Names and contents of every file under folder: equal digests mean nothing was touched."""
     h = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(folder)):
+    for root, _dirs, files in sorted(os.walk(folder)):
         for name in sorted(files):
             path = os.path.join(root, name)
             h.update(path.encode())
@@ -105,7 +105,8 @@ def test_reloaded_adapter_predicts_like_the_trained_model(trained, tiny_model, t
 
     # the adapter holds exactly the weights of the kept epoch's checkpoint (the best of three)
     final = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
-    last = load_file(os.path.join(out, f"checkpoint-{50 * metrics['kept_epoch']['epoch']}", "adapter_model.safetensors"))
+    last = load_file(os.path.join(out, f"checkpoint-{50 * metrics['kept_epoch']['epoch']}",
+                                  "adapter_model.safetensors"))
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
 
 
@@ -119,7 +120,8 @@ def bad_datasets(tmp_path_factory):
     rows = reviews(50, seed=3)
     for name, table in {"one_label": {"text": rows["text"], "label": [1] * 50},
                         "empty_text": {"text": rows["text"][:7] + ["  "] + rows["text"][8:], "label": rows["label"]},
-                        "missing_label": {"text": rows["text"], "label": rows["label"][:9] + [None] + rows["label"][10:]},
+                        "missing_label": {"text": rows["text"],
+                                          "label": rows["label"][:9] + [None] + rows["label"][10:]},
                         "dict_label": {"text": rows["text"], "label": [{"stars": i % 3} for i in range(50)]}}.items():
         for split in ("train", "test"):
             os.makedirs(root / name, exist_ok=True)
@@ -236,7 +238,9 @@ def test_finished_run_is_kept_unless_overwrite(train, trained, tmp_path):
     assert sorted(d for d in os.listdir(out) if d.startswith("checkpoint-")) == ["checkpoint-50"]
 
 
-@pytest.mark.parametrize("flags, flag", [([], "--dataset_name"), (["--dataset_name", "TINY_IMDB", "--train_size", "10", "--eval_size", "10"], "--model_name")])
+@pytest.mark.parametrize("flags, flag", [([], "--dataset_name"),
+                                         (["--dataset_name", "TINY_IMDB", "--train_size", "10", "--eval_size", "10"],
+                                          "--model_name")])
 def test_unreachable_hub_fails_fast_with_one_line(tiny_imdb, tmp_path, flags, flag):
     """The defaults are Hub names; with no network and no cache the script says what to set, quickly."""
     flags = [tiny_imdb if f == "TINY_IMDB" else f for f in flags]
@@ -255,7 +259,8 @@ def test_one_local_file_gives_both_subsets_without_overlap(train, tmp_path):
     rows = reviews(80, seed=5)
     rows["text"] = [text if i % 4 else " ".join([text] * 60) for i, text in enumerate(rows["text"])]  # 180+ words
     path = tmp_path / "reviews.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(rows["text"], rows["label"])))
+    path.write_text("".join(json.dumps({"text": t, "label": label}) + "\n"
+                            for t, label in zip(rows["text"], rows["label"])))
     # also: the Trainer's own flags reach it (warmup over a tenth of the steps, then a cosine decay)
     proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "30", "--warmup_steps", "0.5",
                       "--lr_scheduler_type", "cosine", "--logging_steps", "1")
@@ -269,7 +274,8 @@ def test_one_local_file_gives_both_subsets_without_overlap(train, tmp_path):
     assert len(rates) == 13 and 5 <= peak <= 7 and rates[0] < rates[peak] and rates[-1] < rates[peak] / 10, rates
     assert json.load(open(os.path.join(out, "run.json")))["settings"]["trainer"] == {
         "warmup_steps": 0.5, "lr_scheduler_type": "cosine", "logging_steps": 1}
-    proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "31", output_dir=str(tmp_path / "x"))
+    proc, out = train("--dataset_name", str(path), "--train_size", "50", "--eval_size", "31",
+                      output_dir=str(tmp_path / "x"))
     assert_refused(proc, out, "81", "80 rows")
 
 
@@ -280,14 +286,16 @@ def test_csv_with_other_columns_and_string_labels(train, tmp_path):
     rows = reviews(120, seed=9)
     path = tmp_path / "sentences.csv"
     path.write_text("id,sentence,sentiment\n" + "".join(
-        f"{i},{text},{'positive' if label else 'negative'}\n" for i, (text, label) in enumerate(zip(rows["text"], rows["label"]))))
+        f"{i},{text},{'positive' if label else 'negative'}\n"
+        for i, (text, label) in enumerate(zip(rows["text"], rows["label"]))))
     proc, out = train("--dataset_name", str(path), "--text_column", "sentence", "--label_column", "sentiment",
                       "--train_size", "80", "--eval_size", "40")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 classes: negative, positive" in proc.stdout  # sorted distinct strings
     assert "40 from 'train' too, without overlap (there is no 'test' or 'validation' split)" in proc.stdout
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    assert metrics["confusion_matrix"]["labels"] == ["negative", "positive"] and metrics["data"]["eval_split"] == "train"
+    assert (metrics["confusion_matrix"]["labels"] == ["negative", "positive"]
+            and metrics["data"]["eval_split"] == "train")
     assert sum(map(sum, metrics["confusion_matrix"]["rows_true_columns_predicted"])) == 40
     assert set(metrics["per_class"]) == {"negative", "positive"} and "eval_f1" in metrics
     adapter = os.path.join(out, "adapter")
@@ -327,7 +335,8 @@ def test_help_gives_every_setting_its_comment_and_default():
     entries = help_entries("train")
     for flag, default in (("--model_name", "distilbert-base-uncased"), ("--text_column", "['text']"),
                           ("--label_column", "['label']"), ("--eval_split", "test"), ("--train_size", "1000"),
-                          ("--group_by_length", "True"), ("--mixed_precision", "auto"), ("--label_names", "['neg=Negative")):
+                          ("--group_by_length", "True"), ("--mixed_precision", "auto"),
+                          ("--label_names", "['neg=Negative")):
         assert f"(default: {default}" in entries[flag], (flag, entries[flag])
     assert all("(default: " in help for help in entries.values()), entries
     assert "{auto,bf16,fp16,no}" in entries["--mixed_precision"]
@@ -342,7 +351,8 @@ def test_a_new_setting_is_one_line(tmp_path):
     """A user adds one constant to the settings block: it is a flag with its default and comment."""
     from conftest import ROOT
     source = open(os.path.join(ROOT, "train.py")).read()
-    source = source.replace("SEED = 42", "WARMUP_RATIO = 0.1                      # share of steps to warm up over\nSEED = 42", 1)
+    source = source.replace("SEED = 42", "WARMUP_RATIO = 0.1                      # share of steps to warm up over\n"
+                                         "SEED = 42", 1)
     (tmp_path / "train.py").write_text(source)
     import importlib.util
     spec = importlib.util.spec_from_file_location("edited_train", tmp_path / "train.py")
