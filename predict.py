@@ -9,7 +9,7 @@
 
 Input: texts as arguments, a file (.txt: one text a line; .csv, .tsv, .jsonl, .parquet: the text in the column(s) the
 adapter was trained on, read as train.py reads a data file) or standard input (one text a line). --output FILE
-(.csv, .tsv, .jsonl, .parquet) gets every input row, in order, with its columns, the predicted label, its probability
+(.csv, .jsonl, .parquet) gets every input row, in order, with its columns, the predicted label, its probability
 and one probability per class; without it, one line a text. Where the input has the label column, every row is
 labelled, and the rows that have a label are also scored as train.py scores its evaluation rows (FILE.metrics.json;
 --no_score: not scored). An adapter for several labels per text gives every label whose probability passes its
@@ -32,7 +32,7 @@ def arguments(argv=None):
     parser.add_argument("texts", nargs="*", help="texts to label (a pair adapter: two tab-separated fields each); "
                                                  "none: read --file or standard input")
     parser.add_argument("--file", help="input: .txt (one text a line), .csv, .tsv, .jsonl or .parquet")
-    parser.add_argument("--output", help="write every input row with its predictions to this .csv, .tsv, .jsonl or "
+    parser.add_argument("--output", help="write every input row with its predictions to this .csv, .jsonl or "
                                          ".parquet")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output (and its "
                                                                   ".metrics.json)")
@@ -122,6 +122,9 @@ def check_arguments(cfg, facts):
             raise Refused(f"--merge: {cfg.merge!r} is a file; give a folder for the model")
         if os.path.isdir(cfg.merge) and os.listdir(cfg.merge):
             raise Refused(f"--merge: {cfg.merge!r} already exists and is not empty")
+        if os.path.islink(cfg.merge.rstrip("/")):
+            raise Refused(f"--merge: {cfg.merge!r} is a link; give a folder of its own for the model")
+        writable(cfg.merge, "--merge")
         return text_columns
     if cfg.texts and cfg.file:
         raise Refused("give texts as arguments or --file, not both")
@@ -144,7 +147,7 @@ def check_output(cfg):
     """--output: a file of a kind predict.py writes, not the input, in a writable folder, never replaced unasked."""
     output = cfg.output
     if os.path.splitext(output)[1].lower() not in tables.WRITES:
-        raise Refused(f"--output {output!r}: unknown extension; give .csv, .tsv, .jsonl or .parquet")
+        raise Refused(f"--output {output!r}: unknown extension; give .csv, .jsonl or .parquet")
     if os.path.isdir(output):
         raise Refused(f"--output {output!r} is a folder; give a file name")
     if cfg.file and os.path.exists(output) and os.path.samefile(cfg.file, output):
@@ -153,11 +156,16 @@ def check_output(cfg):
         if os.path.exists(path) and not cfg.overwrite:
             raise Refused(f"--output: {path!r} already exists; pass --overwrite to replace it, or choose another "
                           f"--output")
-    parent = os.path.dirname(os.path.abspath(output))
+    writable(output, "--output")
+
+
+def writable(path, flag):
+    """The nearest folder that exists above path is a folder this process may write in."""
+    parent = os.path.dirname(os.path.abspath(path.rstrip("/")))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise Refused(f"--output {output!r} cannot be written ({parent!r} is not a writable folder)")
+        raise Refused(f"{flag} {path!r} cannot be written ({parent!r} is not a writable folder)")
 
 
 def merge(cfg, facts, codec):

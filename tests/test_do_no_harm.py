@@ -289,20 +289,19 @@ def test_ctrl_c_before_the_first_checkpoint_does_not_send_the_user_to_resume(tmp
 
 def test_a_tsv_file_is_read_as_tab_separated_by_both_scripts(tiny_model, tmp_path):
     data = reviews(40, seed=23)
-    with open(tmp_path / "reviews.tsv", "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t")
-        w.writerow(["text", "label"])
-        w.writerows([t + ", truly", y] for t, y in zip(data["text"], data["label"]))  # a comma inside: one column
+    with open(tmp_path / "reviews.tsv", "w") as f:  # as a spreadsheet or a shell writes tab-separated values
+        # a comma inside, and a stray quote (12" vinyl): one column, one row each
+        f.writelines(["text\tlabel\n"] + [f'{t}, truly 12" good\t{y}\n' for t, y in zip(data["text"], data["label"])])
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(tmp_path / "reviews.tsv"),
                       "--train_size", "30", "--eval_size", "10", "--mixed_precision", "no", "--output_dir", out,
                       "--label_names", "none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = in_process("predict", os.path.join(out, "adapter"), "--file", str(tmp_path / "reviews.tsv"), "--output",
-                      str(tmp_path / "out.tsv"), "--mixed_precision", "no")
+                      str(tmp_path / "out.csv"), "--mixed_precision", "no")
     assert proc.returncode == 0 and "scored 40 of 40 rows" in proc.stdout, proc.stderr[-3000:]
-    written = list(csv.DictReader(open(tmp_path / "out.tsv"), delimiter="\t"))
-    assert [r["text"] for r in written] == [t + ", truly" for t in data["text"]]
+    written = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert [r["text"] for r in written] == [t + ', truly 12" good' for t in data["text"]]
     assert {r["predicted"] for r in written} <= {"0", "1"}
 
 
@@ -338,3 +337,64 @@ def test_an_extra_that_fails_leaves_the_adapter_and_its_scores(tiny_model, tmp_p
     predicted = in_process("predict", os.path.join(out, "adapter"), "a b", "--mixed_precision", "no")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
 
+
+
+# ---- what the helper's hostile read found (issue 38's last part), each as a user meets it --------------------------
+
+def write_lines(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+TRAIN_CASES = {  # name: (file name, its content, flags, words of the one-line refusal; None: the run succeeds)
+    "a number beyond float32": ("huge.csv", "text,score\n" + "".join(f"great film {i},{1.5e39 if i == 3 else i}\n"
+                                                                      for i in range(40)),
+                                ["--label_column", "score"], "beyond the range of float32"),
+    "lists of lists": ("lol.jsonl", "".join(json.dumps({"text": f"film {i}", "tags": [[i % 2], [1]]}) + "\n"
+                                            for i in range(40)), ["--label_column", "tags"], "holds lists of"),
+    "a header alone": ("header.csv", "text,label\n", [], "holds no rows"),
+    "a text column called label": ("named.csv", "label,sentiment\n" + "".join(
+        f"{'great superb' if i % 2 else 'awful dull'} film {i},{'pos' if i % 2 else 'neg'}\n" for i in range(40)),
+        ["--text_column", "label", "--label_column", "sentiment"], None),
+    "the head as a LoRA target": (None, None, ["--target_modules", "classifier"], "match nothing"),
+    "a seed past 2**32": (None, None, ["--seed", str(2**32)], "below 2**32"),
+}
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES)
+def test_train_py_on_what_the_hostile_read_tried(case, tiny_model, tiny_imdb, tmp_path):
+    name, content, flags, words = TRAIN_CASES[case]
+    data = write_lines(tmp_path / name, content) if name else tiny_imdb
+    out = str(tmp_path / "run")
+    proc = in_process("train", "--model_name", tiny_model, "--dataset_name", data, "--train_size", "30",
+                      "--eval_size", "10", "--mixed_precision", "no", "--output_dir", out, "--no_baseline", *flags)
+    if words is None:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.load(open(os.path.join(out, "metrics.json")))["eval_accuracy"] is not None
+        return
+    assert words in refused_line(proc, "train.py"), proc.stderr[-2000:]
+    assert not os.path.exists(out)
+    (tmp_path / "s.json").write_text(json.dumps({"target_modules": []}))
+    with pytest.raises(Refused, match="--target_modules takes one"):
+        settings.check_settings(train.read_settings([str(tmp_path / "s.json"), "--output_dir", out]))
+
+
+def test_predict_py_on_what_the_hostile_read_tried(trained, tmp_path):
+    adapter = os.path.join(trained[1], "adapter")
+    # pandas' own index column, blank-named: its values are written back as they were (007 stays 007)
+    given = write_lines(tmp_path / "index.csv", ",text,label\n007,great moving story,pos\n1,dull poor,neg\n")
+    proc = in_process("predict", adapter, "--file", given, "--output", str(tmp_path / "o.csv"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r[0] for r in csv.reader(open(tmp_path / "o.csv"))][1:] == ["007", "1"]
+    mixed = write_lines(tmp_path / "mixed.jsonl", '{"text": "great story", "label": "pos"}\n'
+                                                  '{"text": "dull poor", "label": 0}\n')
+    assert "holds labels of several types" in refused_line(in_process("predict", adapter, "--file", mixed),
+                                                           "predict.py")
+    header = write_lines(tmp_path / "header.csv", "text,label\n")
+    assert "holds no rows" in refused_line(in_process("predict", adapter, "--file", header), "predict.py")
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "empty").mkdir()
+    os.symlink(tmp_path / "empty", tmp_path / "link")
+    for target, words in ((tmp_path / "a_file" / "merged", "cannot be written"), (tmp_path / "link", "is a link")):
+        assert words in refused_line(in_process("predict", adapter, "--merge", str(target)), "predict.py")
+    assert (tmp_path / "a_file").read_text() == "mine" and os.listdir(tmp_path / "empty") == []

@@ -89,9 +89,13 @@ def as_text_and_target(rows, data, cfg, subsets):
     import pyarrow.compute as pc
     from datasets import List, Sequence
     splits = dict.fromkeys(split for split, _ in subsets.values() if split)  # every split's values: the same names
+    from datasets import ClassLabel, Value
     columns = cfg.label_column
     features = [rows["train"].features[c] for c in columns]
     listed = isinstance(features[0], (List, Sequence))
+    if listed and not isinstance(features[0].feature, (Value, ClassLabel)):  # lists of lists, or of objects
+        fail(f"--label_column {columns[0]!r} holds lists of {features[0].feature}; several labels per text are a list "
+             f"of names or ids per text")
 
     def distinct(column):  # over the splits drawn from, a list's items counted one by one
         parts = [data[s].data.column(column) for s in splits]
@@ -102,16 +106,24 @@ def as_text_and_target(rows, data, cfg, subsets):
     except Refused as e:
         fail(str(e))
 
+    def encoded(cells):
+        try:
+            return codec.encode(cells)
+        except ValueError as e:
+            fail(f"--label_column {' '.join(columns)}: {e}")
+
+    # written to a column of its own first: a text column may be called label
     def target(batch):  # the label as the model's loss takes it
-        return {"label": [codec.encode(cells) for cells in zip(*(batch[c] for c in columns))]}
+        return {"__target__": [encoded(cells) for cells in zip(*(batch[c] for c in columns))]}
 
     for name, r in rows.items():
         if r is not None:
             features = r.select_columns(cfg.text_column).features.copy()
-            features["label"] = codec.feature()  # float32, or class ids: predict.py's codec.as_array() alike
+            features["__target__"] = codec.feature()  # float32, or class ids: predict.py's codec.as_array() alike
             r = r.map(target, batched=True, remove_columns=[c for c in r.column_names if c not in cfg.text_column],
                       features=features, desc=f"labels {name}")
-            rows[name] = r.rename_columns(dict(zip(cfg.text_column, text_columns(cfg))))
+            r = r.rename_columns(dict(zip(cfg.text_column, text_columns(cfg))))
+            rows[name] = r.rename_column("__target__", "label")
     if codec.problem == SINGLE and len(set(rows["train"]["label"])) < 2:
         fail(f"all {cfg.train_size} training rows drawn have the label {codec.names[rows['train'][0]['label']]!r}: "
              f"a classifier needs at least two classes; check --label_column, or draw more rows (--train_size)")

@@ -29,6 +29,9 @@ class Input:
                 raise Refused(f"cannot read {cfg.file!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
                     from None
             self.columns, self.rows = self.data.column_names, len(self.data)
+            if mixed := [c for c in label_columns if type(self.data.features.get(c)).__name__ == "Json"]:
+                raise Refused(f"{cfg.file!r}: column {mixed[0]!r} holds labels of several types (numbers in some "
+                              f"rows and text in others, say); make them one type")
             # a CSV's label cells are parsed to be scored (as train.py parses them) and written back as they were:
             # the same reader, with only the text columns parsed, gives the rows to write
             self.written = tables.read(cfg.file, text_columns)["train"] \

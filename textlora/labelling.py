@@ -31,7 +31,7 @@ class Labeller:
                                               self.tokenizer)
         self.device = machine.device_type()
         self.precision, _ = machine.choose_precision(cfg.mixed_precision or facts["mixed_precision"], self.device,
-                                                     main_process=bool(bar))
+                                                     main_process=machine.rank_zero())  # it measures for all
         self.model.to(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if self.device == "cuda" else self.device)
         pad_to = inference.fit_to_the_chip(self.model, self.device, self.precision)
         self.model.requires_grad_(False)

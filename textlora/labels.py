@@ -86,9 +86,12 @@ class Codec:
             if isinstance(cells[0], bool) or k in ("true", "false"):
                 raise ValueError(f"label {cells[0]!r} is not a number")
             try:
-                return float(k)
+                number = float(k)
             except ValueError:
                 raise ValueError(f"label {cells[0]!r} is not a number") from None
+            if not abs(number) <= 3.4e38:  # the loss takes float32: beyond its range the number is infinite
+                raise ValueError(f"label {cells[0]!r} is beyond the range of float32 numbers, which the model uses")
+            return number
         if self.kind == "columns":
             keys = [key(c) for c in cells]
             if None in keys:

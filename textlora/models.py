@@ -8,7 +8,9 @@ def check_target_modules(model, cfg):
     all-linear."""
     import torch
     from transformers.pytorch_utils import Conv1D
-    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))})
+    # the head (the layers outside the base model) trains in full, so it is no LoRA target
+    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))
+                     and n.startswith(model.base_model_prefix + ".")})
     if cfg.target_modules == ["all-linear"]:
         return
     if missing := [t for t in cfg.target_modules if t not in linear]:

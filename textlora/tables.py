@@ -9,7 +9,7 @@ FILES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # what pandas reads as a missing value by default (pandas.read_csv's na_values documentation)
 NA_SPELLINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
                 "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
-WRITES = (".csv", ".tsv", ".jsonl", ".parquet")
+WRITES = (".csv", ".jsonl", ".parquet")
 SEPARATED = {".csv": ",", ".tsv": "\t"}  # a .tsv is a CSV file with tabs, as users expect
 
 
@@ -25,11 +25,19 @@ def read(name, parsed=(), values=()):
         options = {}
         if kind in ("csv", "tsv"):
             with open(name, encoding="utf-8-sig", newline="") as f:
-                header = next(csv.reader(f, delimiter=SEPARATED["." + kind]), [])
-            kept = [c for c in header if c not in parsed]
+                reader = csv.reader(f, delimiter=SEPARATED["." + kind],
+                                    quoting=csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL)
+                header = next(reader, [])
+                if next(reader, None) is None:  # the libraries' own word for it is about their "instructions"
+                    raise ValueError("it holds no rows (a header at most)")
+            # by position: pandas renames a blank or repeated name (Unnamed: 0, id.1), and a converter keyed by the
+            # name as written would then never apply
+            kept = [i for i, c in enumerate(header) if c not in parsed]
             options["sep"] = SEPARATED["." + kind]
+            if kind == "tsv":  # tab-separated values have no quoting: a " is part of its cell (12" vinyl)
+                options["quoting"] = csv.QUOTE_NONE
             if kept or values:  # pandas' own missing-value spellings (NA, null, empty, ...) only where cells are parsed
-                options |= {"converters": {c: str for c in kept}, "keep_default_na": False,
+                options |= {"converters": {i: str for i in kept}, "keep_default_na": False,
                             "na_values": {c: sorted(NA_SPELLINGS - set(values)) for c in header if c in parsed}}
         data = load_dataset({"jsonl": "json", "tsv": "csv"}.get(kind, kind), data_files=name, **options)
     else:
