@@ -112,18 +112,20 @@ def as_text_and_target(rows, data, cfg, subsets):
         except ValueError as e:
             fail(f"--label_column {' '.join(columns)}: {e}")
 
-    # written to a column of its own first: a text column may be called label
+    # written to a column of another name first where a text column is called label
+    to = "__target__" if "label" in cfg.text_column else "label"
+
     def target(batch):  # the label as the model's loss takes it
-        return {"__target__": [encoded(cells) for cells in zip(*(batch[c] for c in columns))]}
+        return {to: [encoded(cells) for cells in zip(*(batch[c] for c in columns))]}
 
     for name, r in rows.items():
         if r is not None:
             features = r.select_columns(cfg.text_column).features.copy()
-            features["__target__"] = codec.feature()  # float32, or class ids: predict.py's codec.as_array() alike
+            features[to] = codec.feature()  # float32, or class ids: predict.py's codec.as_array() alike
             r = r.map(target, batched=True, remove_columns=[c for c in r.column_names if c not in cfg.text_column],
                       features=features, desc=f"labels {name}")
             r = r.rename_columns(dict(zip(cfg.text_column, text_columns(cfg))))
-            rows[name] = r.rename_column("__target__", "label")
+            rows[name] = r.rename_column(to, "label") if to != "label" else r
     if codec.problem == SINGLE and len(set(rows["train"]["label"])) < 2:
         fail(f"all {cfg.train_size} training rows drawn have the label {codec.names[rows['train'][0]['label']]!r}: "
              f"a classifier needs at least two classes; check --label_column, or draw more rows (--train_size)")

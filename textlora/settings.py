@@ -199,8 +199,10 @@ def check_settings(cfg):
     if cfg.label_names != [AS_THEY_ARE] and any("=" not in pair for pair in cfg.label_names):
         fail(f"--label_names takes data=shown pairs, such as neg=Negative, or {AS_THEY_ARE} to show the data's own "
              f"names; got {' '.join(cfg.label_names)}")
-    if not 0 <= cfg.seed < 2**32:  # what torch and numpy take
-        fail(f"--seed must be 0 or more and below 2**32, got {cfg.seed}")
+    if cfg.seed < 0:
+        fail(f"--seed must be 0 or more, got {cfg.seed}")
+    if cfg.seed >= 2**32:  # what torch and numpy take
+        fail(f"--seed must be below 2**32, got {cfg.seed}")
     if not cfg.target_modules:
         fail("--target_modules takes one linear layer's name or more (or all-linear)")
     for name in ("learning_rate", "lora_alpha"):
