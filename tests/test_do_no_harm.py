@@ -390,6 +390,10 @@ def test_predict_py_on_what_the_hostile_read_tried(trained, tmp_path):
                                                   '{"text": "dull poor", "label": 0}\n')
     assert "holds labels of several types" in refused_line(in_process("predict", adapter, "--file", mixed),
                                                            "predict.py")
+    # a text far past the model's length (and past Python csv's 128 KiB field limit) is labelled, cut at MAX_LENGTH
+    long = write_lines(tmp_path / "long.csv", "text,label\n" + " ".join(["great"] * 50_000) + ",pos\ndull,neg\n")
+    proc = in_process("predict", adapter, "--file", long, "--output", str(tmp_path / "long-out.csv"))
+    assert proc.returncode == 0 and "scored 2 of 2 rows" in proc.stdout, proc.stderr[-3000:]
     header = write_lines(tmp_path / "header.csv", "text,label\n")
     assert "holds no rows" in refused_line(in_process("predict", adapter, "--file", header), "predict.py")
     (tmp_path / "a_file").write_text("mine")

@@ -28,7 +28,9 @@ def read(name, parsed=(), values=()):
                 reader = csv.reader(f, delimiter=SEPARATED["." + kind],
                                     quoting=csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL)
                 header = next(reader, [])
-                if next(reader, None) is None:  # the libraries' own word for it is about their "instructions"
+                # the libraries' own word for no rows is about their "instructions"; lines, not csv's rows, are read
+                # after the header: csv's field limit (128 KiB) is no limit of the file's
+                if not any(line.strip() for line in f):
                     raise ValueError("it holds no rows (a header at most)")
             # by position: pandas renames a blank or repeated name (Unnamed: 0, id.1), and a converter keyed by the
             # name as written would then never apply
