@@ -23,6 +23,7 @@ import os
 import sys
 
 from textlora import Refused, tables
+from textlora.files import writable
 from textlora.labels import REGRESSION, SINGLE, Codec
 
 
@@ -124,7 +125,7 @@ def check_arguments(cfg, facts):
             raise Refused(f"--merge: {cfg.merge!r} already exists and is not empty")
         if os.path.islink(cfg.merge.rstrip("/")):
             raise Refused(f"--merge: {cfg.merge!r} is a link; give a folder of its own for the model")
-        writable(cfg.merge, "--merge")
+        writable(os.path.dirname(os.path.abspath(cfg.merge.rstrip("/"))), "--merge", cfg.merge)
         return text_columns
     if cfg.texts and cfg.file:
         raise Refused("give texts as arguments or --file, not both")
@@ -156,16 +157,7 @@ def check_output(cfg):
         if os.path.exists(path) and not cfg.overwrite:
             raise Refused(f"--output: {path!r} already exists; pass --overwrite to replace it, or choose another "
                           f"--output")
-    writable(output, "--output")
-
-
-def writable(path, flag):
-    """The nearest folder that exists above path is a folder this process may write in."""
-    parent = os.path.dirname(os.path.abspath(path.rstrip("/")))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise Refused(f"{flag} {path!r} cannot be written ({parent!r} is not a writable folder)")
+    writable(os.path.dirname(os.path.abspath(output)), "--output", output)
 
 
 def merge(cfg, facts, codec):

@@ -15,6 +15,17 @@ def write_atomically(path, write):
         remove(tmp)
 
 
+def writable(folder, flag, given):
+    """One line unless `folder`, or the nearest folder above it that exists, is a folder this process may write in
+    (flag and given: how the user named it)."""
+    from . import fail
+    parent = os.path.abspath(folder)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"{flag} {given!r} cannot be written ({parent!r} is not a writable folder)")
+
+
 def write_json(path, value):
     write_atomically(path, lambda to: write_text(to, json.dumps(value, indent=2)))
 

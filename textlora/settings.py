@@ -5,7 +5,7 @@ import json
 import os
 
 from . import fail
-from .files import remove
+from .files import remove, writable
 from .labels import AS_THEY_ARE
 from .machine import processes
 from .scores import SCORES
@@ -264,11 +264,7 @@ def check_settings(cfg):
             mine := next((e for e in sorted(entries) if e in RUN_FILES), None)):  # a new run would write over it
         fail(f"{out!r} holds {mine!r}, which a run writes: pass --overwrite_output_dir to replace an earlier run's, "
              f"or choose another --output_dir")
-    parent = os.path.abspath(out)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        fail(f"--output_dir {out!r} cannot be written ({parent!r} is not a writable folder)")
+    writable(out, "--output_dir", out)
     if not cfg.resume:
         return None, None
     return os.path.join(out, checkpoints[-1]), as_the_run_started(cfg)
