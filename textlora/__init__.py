@@ -3,13 +3,15 @@
 - settings: train.py's settings as flags (and a settings file), their checks, the run folder, --resume;
 - data: the data set loaded, checked and drawn; the labels as targets; loss weights;
 - labels: a label value becomes a class id (or 0/1 per label, or a number) in one place, recorded with the adapter;
-- tables: a .csv, .jsonl or .parquet file is read in one place, so a cell means the same value in both scripts;
+- tables: a .csv, .tsv, .jsonl or .parquet file is read in one place, so a cell means the same value in both scripts;
+- inputs: what predict.py labels (arguments, standard input, a .txt or a table), read a chunk at a time and checked;
+- labelling: predict.py's model as training evaluated it, its labelling loop (every process its share), output, scores;
 - inference: the model runs on texts in one place: tokenized rows in, logits and what they say out;
 - models: a base model's limits and needs (LoRA targets, a padding token, its longest input);
 - machine: the device, the processes under a launcher, the precision, Ctrl-C and SIGTERM;
 - scores: the scores of a prediction (scikit-learn, scipy);
 - reports: metrics.json, the model card, the curves, the lines printed and the summary;
-- files: kill-safe writes;
+- files: kill-safe writes, and whether a folder can be written;
 - hub: whether the Hugging Face Hub answers, so that both scripts go offline within seconds when it does not.
 """
 
