@@ -92,8 +92,7 @@ def main(argv=None):
             source.check_rows(label_columns, codec, scored)
 
     # -- the model as train.py evaluated it: tokenizing, length, device, precision, batch size, head in fp32 ------
-    labeller = labelling.Labeller(cfg, facts, codec, rows=source.rows, bar=main_process and source.kind != "arguments"
-                                  and (source.kind != "stdin" or bool(cfg.output)))
+    labeller = labelling.Labeller(cfg, facts, codec, rows=source.rows, bar=main_process and source.counted(cfg.output))
     # -- label chunk by chunk, each process its share of each chunk; rank 0 writes the rows in the input's order --
     done = labelling.label_all(source, labeller, cfg.output if main_process else None, label_columns if scored else
                                None, show=main_process and not cfg.output)

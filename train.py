@@ -215,7 +215,7 @@ def main(args=None):
                                  class_weights, wall, precision, speed, max_length,
                                  config.pad_token_id if padding_added else None, base_name, model)
     if cfg.baseline:  # like for like: with several labels, at thresholds chosen as the adapter's were (or the same)
-        tuned_on = rows["validation"] if (calibrated or {}).get("thresholds_by", "").startswith("best") else None
+        tuned_on = rows["validation"] if calibrated and cfg.threshold is None else None  # the adapter's were tuned
         metrics["baseline"] = reports.extra("the baseline", lambda: baseline.score(
             rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5, tuned_on))
     adapter_dir = os.path.join(cfg.output_dir, "adapter")

@@ -63,6 +63,6 @@ def score(train_rows, eval_rows, problem, labels, threshold, validation_rows=Non
     said = Scores(problem, labels, threshold)(EvalPrediction(predictions=predicted,
                                                              label_ids=np.asarray(eval_rows["label"])))
     at = {"thresholds": dict(zip(labels, threshold if tuned else [threshold] * len(labels))),
-          "thresholds_by": "best F1 on the validation rows" if tuned else "THRESHOLD" if threshold != 0.5 else "0.5"} \
+          "thresholds_by": "best F1 on the validation rows" if tuned else f"{threshold} for every label"} \
         if problem == MULTI else {}
     return {"model": NAMES[problem], **said, **at, "seconds": time.time() - start}

@@ -84,6 +84,11 @@ class Input:
             if n == 0:
                 raise Refused(f"{self.cfg.file!r} holds no rows" if self.cfg.file else "no texts given")
 
+    def counted(self, output):
+        """Whether labelling shows a bar and a summary line: a file's rows, or standard input written to --output (a
+        few texts as arguments, or lines typed in, answer line by line)."""
+        return self.kind != "arguments" and (self.kind != "stdin" or bool(output))
+
     def lines(self):
         """Each line a text (a pair: two tab-separated fields), split on "\\n" alone (a form feed or a Unicode line
         separator stays in its text)."""

@@ -165,7 +165,7 @@ def report(cfg, facts, codec, labeller, source, done, label_columns, scored):
     from .machine import processes
     rows_done, seconds, true, said = done
     precision, evaluated = labeller.precision, labeller.evaluated_in
-    if source.kind != "arguments" and (source.kind != "stdin" or cfg.output):  # a file's rows, not a few texts
+    if source.counted(cfg.output):
         print(f"labelled {rows_done} rows in {seconds:.1f} s ({rows_done / seconds:.1f} rows/s) on {labeller.device} "
               f"in {'fp32' if precision == 'no' else precision}, {labeller.max_length} tokens, batches of "
               f"{labeller.batch_size}" + (f" in each of {processes()} processes" if processes() > 1 else "")

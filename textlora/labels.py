@@ -89,7 +89,7 @@ class Codec:
                 number = float(k)
             except ValueError:
                 raise ValueError(f"label {cells[0]!r} is not a number") from None
-            if not abs(number) <= 3.4e38:  # the loss takes float32: beyond its range the number is infinite
+            if not abs(number) <= 3.4028234663852886e38:  # float32's largest: beyond it the loss's number is infinite
                 raise ValueError(f"label {cells[0]!r} is beyond the range of float32 numbers, which the model uses")
             return number
         if self.kind == "columns":

@@ -76,8 +76,8 @@ def read_settings(script, namespace, args=None):
     values = settings_file(path) if path else {}
     if given := next((k for k in values if k in GOVERNED_BY and k not in ours), None):
         fail(f"settings file {path!r}: {set_by_train_py(given)}")
-    if given := next((a.split("=")[0][2:] for a in args if a.startswith("--") and a.split("=")[0][2:] in GOVERNED_BY
-                      and a.split("=")[0][2:] not in ours), None):
+    flagged = [a.split("=")[0][2:] for a in args if a.startswith("--")]
+    if given := next((f for f in flagged if f in GOVERNED_BY and f not in ours), None):
         fail(set_by_train_py(given))
     kinds = {name: kind for name, kind, _ in fields}
     if not ({"-h", "--help"} & set(args) or set(values) - ours):
@@ -130,15 +130,14 @@ def as_flag(name, value, kind, path):
     """A settings file's value as the flag's words (a list for a list setting; one value there is a list of one, as
     the flag takes it); null where the setting may be None (None returned). A value of another JSON type is refused."""
     import enum
-    import json as json_
-    import typing
     import types
+    import typing
     union = typing.get_origin(kind) in (typing.Union, types.UnionType)
     allowed = [k for k in (typing.get_args(kind) if union else (kind,)) if k is not type(None)]
     bases = {typing.get_origin(k) or k for k in allowed}
     textual = str in bases or typing.Literal in bases or any(isinstance(k, type) and issubclass(k, enum.Enum)
                                                              for k in bases)
-    shown = json_.dumps(value)[:60]
+    shown = json.dumps(value)[:60]
     where = f"settings file {path!r}: {name}"
     if value is None:
         if type(None) not in typing.get_args(kind):
@@ -153,7 +152,7 @@ def as_flag(name, value, kind, path):
     if isinstance(value, dict):
         if dict not in bases:
             fail(f"{where} takes {what(bases, textual)}, not the object {shown}")
-        return [f"--{name}", json_.dumps(value)]
+        return [f"--{name}", json.dumps(value)]
     if isinstance(value, bool) != (bool in bases) and not textual and list not in bases:
         fail(f"{where} takes {what(bases, textual)}, got {shown}")
     if isinstance(value, str) and not (textual or list in bases or dict in bases):

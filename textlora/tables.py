@@ -10,7 +10,7 @@ FILES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 NA_SPELLINGS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
                 "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 WRITES = (".csv", ".jsonl", ".parquet")
-SEPARATED = {".csv": ",", ".tsv": "\t"}  # a .tsv is a CSV file with tabs, as users expect
+SEPARATED = {".csv": ",", ".tsv": "\t"}  # read only: a .tsv is tab-separated and unquoted (see read)
 
 
 def read(name, parsed=(), values=()):
@@ -86,8 +86,8 @@ class Writer:
             self.parquet = pq.ParquetWriter(self.partial, schema)
         else:
             self.file = open(self.partial, "w", encoding="utf-8", newline="")
-            if self.suffix in SEPARATED:
-                self.csv = csv.writer(self.file, delimiter=SEPARATED[self.suffix])
+            if self.suffix == ".csv":
+                self.csv = csv.writer(self.file)
                 self.csv.writerow(schema.names)
 
     def write(self, table):
@@ -99,7 +99,7 @@ class Writer:
         if self.json_columns:  # cells of several types, which datasets keeps as JSON text: written back as they were
             rows = [{k: json.loads(v) if k in self.json_columns and v is not None else v for k, v in row.items()}
                     for row in rows]
-        if self.suffix in SEPARATED:
+        if self.suffix == ".csv":
             self.csv.writerows([json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
                                 for v in row.values()] for row in rows)
         else:
