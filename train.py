@@ -34,7 +34,7 @@ PROBLEM_TYPE: Literal["auto", "single_label", "multi_label", "regression"] = "au
 LABEL_NAMES = ["neg=Negative", "pos=Positive"]  # how to show the data's label names, as data=shown
 TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for training
 EVAL_SIZE = 1000                        # rows drawn at random (seeded) for evaluation: the accuracy reported
-VALIDATION_SIZE = 500                   # rows neither trained on nor reported: they choose the epoch kept, calibrate
+VALIDATION_SIZE: int | None = None      # held out: choose the epoch kept, calibrate; None: 500, 1 epoch EVAL_SIZE/2
 SEED = 42                               # subsets, new head and LoRA start, batch order: same seed, same run
 MAX_LENGTH = 512                        # tokens per text; longer texts are truncated
 LORA_R = 4                              # LoRA rank

@@ -360,3 +360,24 @@ def test_a_new_setting_is_one_line(tmp_path):
     spec.loader.exec_module(edited)
     entries = help_entries(edited)
     assert "share of steps to warm up over (default: 0.1)" in entries["--warmup_ratio"], entries
+
+
+@pytest.mark.parametrize("flags, eval_size, rows", [
+    ([], 400, 200),  # one epoch: half as many calibration rows as evaluation rows
+    ([], 60, 100),  # but never fewer than 100
+    (["--validation_size", "30"], 400, 30),  # a number given is used as given
+    (["--num_epochs", "2"], 60, 500),  # several epochs: 500 rows choose the epoch kept
+])
+def test_calibration_rows_are_in_proportion_to_the_evaluation_rows(tiny_model, tmp_path, flags, eval_size, rows):
+    from conftest import reviews
+    data = tmp_path / "data"
+    write_split(data, "train", reviews(800, seed=1))
+    write_split(data, "test", reviews(400, seed=2))
+    out = tmp_path / "run"
+    proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "100",
+                      "--eval_size", str(eval_size), "--no_baseline", "--output_dir", str(out), *flags)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["calibration"]["fitted_on_rows"] == rows
+    assert metrics["rows"]["calibrated_on"].startswith(f"{rows} rows of 'train'")
+    assert f", {rows} from 'train' (no overlap) to " in proc.stdout

@@ -199,6 +199,15 @@ def digest(rows):
     return h.hexdigest()
 
 
+def validation_size(cfg, keep_best):
+    """VALIDATION_SIZE, or where it is None, 500 rows to choose the epoch kept by; with one epoch, where they only
+    calibrate, half as many as the evaluation rows, from 100 to 500, so that calibrating costs at most half of
+    evaluating. Below 100 rows the fitted temperature scatters (bench/calibration_rows.py)."""
+    if cfg.validation_size is not None:
+        return cfg.validation_size
+    return 500 if keep_best else min(500, max(100, cfg.eval_size // 2))
+
+
 def load(cfg, keep_best):
     """The data set, read by textlora/tables.py, and the subsets to draw: {name: (split, size)} for train, eval and
     validation (None: no validation rows, one epoch). Checked before any row is drawn."""
@@ -216,8 +225,8 @@ def load(cfg, keep_best):
     left = len(dataset[validation_split]) - sum(size for split, size in ((cfg.train_split, cfg.train_size),
                                                                          (eval_split, cfg.eval_size))
                                                 if split == validation_split)
-    size = cfg.validation_size if keep_best and validation_split == cfg.train_split \
-        else max(0, min(cfg.validation_size, left))
+    wanted = validation_size(cfg, keep_best)
+    size = wanted if keep_best and validation_split == cfg.train_split else max(0, min(wanted, left))
     subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
                "validation": (validation_split, size) if size else (None, 0)}
     check_data(dataset, cfg, subsets)
