@@ -152,7 +152,7 @@ def check_output(cfg):
         raise Refused(f"--output {output!r} is a folder; give a file name")
     if cfg.file and os.path.exists(output) and os.path.samefile(cfg.file, output):
         raise Refused(f"--output {output!r} is the input file; write to another file")
-    for path in (output, output + ".metrics.json"):  # without --overwrite nothing there is ever removed
+    for path in (output, output + ".metrics.json", output + ".label_issues.csv"):  # never removed without --overwrite
         if os.path.exists(path) and not cfg.overwrite:
             raise Refused(f"--output: {path!r} already exists; pass --overwrite to replace it, or choose another "
                           f"--output")

@@ -18,7 +18,8 @@ import time
 from typing import Literal
 
 # the plumbing, one concern a module (textlora/__init__.py lists them); none imports torch until it is needed
-from textlora import Refused, baseline, calibration, data, files, machine, models, reports, scores, settings
+from textlora import Refused, baseline, calibration, data, duplicates, files, label_issues, machine, models, reports, \
+    scores, settings
 from textlora.hub import go_offline_without_hub
 from textlora.labels import REGRESSION
 
@@ -47,6 +48,7 @@ NUM_EPOCHS = 1                          # passes over the training rows; evaluat
 BEST_METRIC = "auto"                    # the epoch kept is the best at it; auto: accuracy, micro_f1 or rmse by problem
 THRESHOLD: float | None = None          # several labels: a label is given past it; None: its best F1 on validation rows
 BASELINE = True                         # TF-IDF + logistic regression (ridge for numbers) on the same rows, to compare
+LABEL_ISSUES = True                     # rows whose label looks wrong (cleanlab), listed in OUTPUT_DIR/label_issues.csv
 EARLY_STOPPING_PATIENCE: int | None = None  # stop after this many epochs without a better BEST_METRIC; None: off
 CLASS_WEIGHTS: list[str] = []           # loss weight per class (or label): balanced (inverse frequency), or numbers
 REPORT_TO = "none"                      # live curves through the Trainer: tensorboard, trackio, wandb, mlflow, ...
@@ -88,7 +90,8 @@ def main(args=None):
         # -- 1. data: seeded random subsets for training, evaluation and, with several epochs, validation ---
         dataset, subsets = data.load(cfg, keep_best)  # checked: splits, columns, empty rows, sizes
         # the kind of problem is decided here, once, from the labels: one class, several labels, or a number per text
-        rows, codec, why = data.as_text_and_target(data.draw(dataset, subsets, cfg.seed), dataset, cfg, subsets)
+        picked, positions = data.draw(dataset, subsets, cfg.seed)  # positions: each row's place in its split
+        rows, codec, why = data.as_text_and_target(picked, dataset, cfg, subsets)
         labels, problem = codec.names, codec.problem
         best = data.best_metric(cfg, problem, labels)
         class_weights = data.loss_weights(cfg, rows["train"], labels, problem)  # None: every class weighs the same
@@ -96,8 +99,10 @@ def main(args=None):
         if started and started.get("rows_digest", drawn) != drawn:
             raise Refused(f"--resume: the rows drawn from {cfg.dataset_name!r} are not the run's (the data changed "
                           f"since it started); start over with --overwrite_output_dir")
+        # the same text (case and spacing aside) in the training and the evaluation rows inflates the score
+        repeated = duplicates.count(rows)
         if main_process:
-            print(reports.data_line(cfg, subsets, codec, why, class_weights))
+            print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"]))
 
         # -- 2. tokenize once, within the model's reach, with the fast tokenizer; padding happens per batch ---
         from transformers import AutoConfig, AutoTokenizer
@@ -150,7 +155,7 @@ def main(args=None):
     pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
     # Rows are evaluated sorted by length, as predict.py labels them, so that both run the same batches.
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
-    eval_rows = inference.by_length(tokenized["eval"])[0]
+    eval_rows, eval_order = inference.by_length(tokenized["eval"])
     choose_on = {"validation": inference.by_length(tokenized["validation"])[0]} if keep_best else eval_rows
     scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
     args = TrainingArguments(**{
@@ -218,6 +223,15 @@ def main(args=None):
         tuned_on = rows["validation"] if calibrated and cfg.threshold is None else None  # the adapter's were tuned
         metrics["baseline"] = reports.extra("the baseline", lambda: baseline.score(
             rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5, tuned_on))
+    metrics["duplicates"] = repeated["counts"]
+    if repeated["eval_rows"]:  # the headline again, on the evaluation rows no training row repeats
+        metrics["eval_without_duplicates"] = duplicates.scores_without(scorer, calibrated, eval_order,
+                                                                       repeated["eval_rows"])
+    if cfg.label_issues:  # out-of-sample probabilities: the adapter's on rows it never trained on, else the baseline's
+        metrics["label_issues"] = reports.extra("the label issues", lambda: label_issues.of_the_run(
+            rows, positions, subsets, calibration.adapter_probabilities(scorer, eval_order, held_out, calibrated),
+            codec, calibration.thresholds_of(calibrated, cfg.threshold, labels),
+            os.path.join(cfg.output_dir, "label_issues.csv")))
     adapter_dir = os.path.join(cfg.output_dir, "adapter")
     card = reports.model_card(cfg, metrics, head, machine.precision_text(precision, speed), adapter_dir)
 

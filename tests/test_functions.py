@@ -152,10 +152,14 @@ def test_best_metric_auto_is_the_problems_headline(capsys, problem, auto, other)
 def test_subsets_from_one_split_never_overlap():
     data = label_rows(list(range(100)))
     subsets = {"train": ("train", 50), "eval": ("train", 30), "validation": ("train", 20)}
-    drawn = textlora.data.draw(data, subsets, seed=7)
+    drawn, positions = textlora.data.draw(data, subsets, seed=7)
     seen = [set(drawn[name]["label"]) for name in subsets]
     assert [len(s) for s in seen] == [50, 30, 20] and set().union(*seen) == set(range(100))
-    assert textlora.data.draw(data, subsets, seed=7)["eval"]["label"] == drawn["eval"]["label"]  # seeded: the same rows
+    assert textlora.data.draw(data, subsets, seed=7)[0]["eval"]["label"] == drawn["eval"]["label"]  # seeded
+    # the label of row i is i: each row's position in its split is where it came from
+    assert all(list(positions[name]) == list(drawn[name]["label"]) for name in subsets)
+    # the rows datasets' own shuffle draws, so that runs before and after draw the same rows
+    assert list(data["train"].shuffle(seed=7)["label"]) == [r for name in subsets for r in drawn[name]["label"]]
 
 
 # ---- settings and the output folder ---------------------------------------------------------------------------

@@ -69,18 +69,21 @@ def missing(values, feature):
 
 
 def draw(data, subsets, seed):
-    """Seeded random rows for each subset. Subsets drawn from one split are consecutive slices of one shuffle of it,
-    in the order given (training first), so no row is in two of them."""
-    shuffled, taken, drawn = {}, {}, {}
+    """Seeded random rows for each subset, and each row's position in its split. Subsets drawn from one split are
+    consecutive slices of one shuffle of it, in the order given (training first), so no row is in two of them."""
+    import numpy as np
+    order, taken, drawn, positions = {}, {}, {}, {}
     for name, (split, size) in subsets.items():
         if split is None:
-            drawn[name] = None
+            drawn[name] = positions[name] = None
             continue
-        if split not in shuffled:
-            shuffled[split], taken[split] = data[split].shuffle(seed=seed), 0
-        drawn[name] = shuffled[split].select(range(taken[split], taken[split] + size))
+        if split not in order:
+            # datasets' own shuffle(seed=seed) draws this permutation; drawn here to know where each row came from
+            order[split], taken[split] = np.random.default_rng(seed).permutation(len(data[split])), 0
+        positions[name] = order[split][taken[split]:taken[split] + size]
+        drawn[name] = data[split].select(positions[name])
         taken[split] += size
-    return drawn
+    return drawn, positions
 
 
 def as_text_and_target(rows, data, cfg, subsets):

@@ -37,7 +37,7 @@ def count(rows):
     return {"counts": counts, "eval_rows": found.get("eval", [])}
 
 
-def text(counts, eval_size):
+def text(counts):
     """For the data line: what was found, or nothing where nothing was."""
     c = counts
     said = [f"{n} of the {what} rows {'is' if n == 1 else 'are'} also training rows (case and spacing aside)"
@@ -48,3 +48,21 @@ def text(counts, eval_size):
     if c["duplicated_texts_with_different_labels"]:
         said.append(f"{c['duplicated_texts_with_different_labels']} texts have different labels in different rows")
     return "; ".join(said)
+
+
+def scores_without(scorer, calibrated, order, positions):
+    """The evaluation scores on the rows whose text no training row has, scored as the headline is (with several
+    labels, at the thresholds chosen and the temperature they were chosen at): the scorer's last prediction (the rows
+    sorted by length; order: their drawn positions), positions: the drawn positions of the rows left out."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from .scores import Scores
+    last = scorer.last
+    keep = ~np.isin(order, positions)
+    tuned = (calibrated or {}).get("scores_at_thresholds") is not None
+    threshold = list(calibrated["thresholds"].values()) if tuned else scorer.threshold
+    logits = last.predictions / calibrated["temperature"] if tuned else last.predictions
+    said = Scores(scorer.problem, scorer.labels, threshold)(EvalPrediction(predictions=logits[keep],
+                                                                           label_ids=last.label_ids[keep]))
+    return {"rows": int(keep.sum()), "left_out": len(positions), **said}

@@ -112,14 +112,15 @@ def as_lines(chunk, logits, codec, threshold, text_columns):
 def label_all(source, labeller, output, label_columns, show):
     """Every chunk labelled by every process; written to `output` (rank 0: the others give None) or, with `show`,
     printed a line a text. label_columns: where the rows are scored, their labels are kept beside the logits.
-    Returns the rows done, the seconds, and the scored rows' labels and logits. Ctrl-C or SIGTERM leaves no output."""
+    Returns the rows done, the seconds, and the scored rows' labels, logits and positions (data rows from 0).
+    Ctrl-C or SIGTERM leaves no output."""
     import pyarrow as pa
     from tqdm import tqdm
 
     from .inputs import check_texts, targets
     writer = tables.Writer(output, pa.schema(list(source.schema) + new_fields(labeller.codec)),
                            source.json_columns) if output else None
-    true, said, rows_done, start, first = [], [], 0, time.time(), 1
+    true, said, at, rows_done, start, first = [], [], [], 0, time.time(), 1
     before = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop cleans up as Ctrl-C does
     try:
         for chunk, as_written in source.chunks():
@@ -127,10 +128,12 @@ def label_all(source, labeller, output, label_columns, show):
                 check_texts(chunk, source.text_columns, source.where, first)
             logits = labeller.logits(chunk, source.text_columns)
             if label_columns:
-                for t, q in zip(targets(chunk, label_columns, labeller.codec, source.where, first), logits):
+                for n, (t, q) in enumerate(zip(targets(chunk, label_columns, labeller.codec, source.where, first),
+                                               logits), first - 1):
                     if t is not None:
                         true.append(t)
                         said.append(q)
+                        at.append(n)
             rows_done += len(chunk)
             first += len(chunk)
             if writer:
@@ -155,7 +158,7 @@ def label_all(source, labeller, output, label_columns, show):
             writer.discard()
         # main() called from a program leaves its handler as it was (None: one not set from Python, the default)
         signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
-    return rows_done, time.time() - start, true, said
+    return rows_done, time.time() - start, true, said, at
 
 
 def report(cfg, facts, codec, labeller, source, done, label_columns, scored):
@@ -163,7 +166,7 @@ def report(cfg, facts, codec, labeller, source, done, label_columns, scored):
     import numpy as np
 
     from .machine import processes
-    rows_done, seconds, true, said = done
+    rows_done, seconds, true, said, at = done
     precision, evaluated = labeller.precision, labeller.evaluated_in
     if source.counted(cfg.output):
         print(f"labelled {rows_done} rows in {seconds:.1f} s ({rows_done / seconds:.1f} rows/s) on {labeller.device} "
@@ -175,13 +178,37 @@ def report(cfg, facts, codec, labeller, source, done, label_columns, scored):
     if source.table and not scored and not cfg.no_score:
         print(f"predict.py: not scored: {cfg.file!r} has no label column {' '.join(label_columns)!r} "
               f"(--label_column names it)", file=sys.stderr)
-    metrics_path = cfg.output and cfg.output + ".metrics.json"
+    metrics_path, issues_path = (cfg.output + ".metrics.json", cfg.output + ".label_issues.csv") if cfg.output \
+        else (None, None)
     if scored:
         width = max(8, *map(len, codec.names))
-        report_scores(cfg, facts, codec, codec.as_array(true), np.asarray(said).reshape(len(said), -1), rows_done,
-                      label_columns, labeller.max_length, precision, labeller.device, width, metrics_path)
-    elif cfg.output and os.path.exists(metrics_path):  # --overwrite: the scores of the output replaced are stale
-        os.remove(metrics_path)
+        true, logits = codec.as_array(true), np.asarray(said).reshape(len(said), -1)
+        report_scores(cfg, facts, codec, true, logits, rows_done, label_columns, labeller.max_length, precision,
+                      labeller.device, width, metrics_path)
+        if issues_path and len(true):
+            list_label_issues(source, at, true, logits, codec, labeller, issues_path)
+    for path in (metrics_path, issues_path):  # --overwrite: what was said of the output replaced is stale
+        if path and os.path.exists(path) and not (scored and len(true)):
+            os.remove(path)
+
+
+def list_label_issues(source, positions, true, logits, codec, labeller, path):
+    """The scored rows whose label the adapter's probabilities contradict (textlora/label_issues.py, as train.py
+    lists its own), written to path; the output and its scores stand whatever this does."""
+    from . import label_issues
+    from .inference import probabilities  # the logits are divided by the temperature already
+    if codec.problem == REGRESSION:
+        print("labels that look wrong: not looked for (a number per text has no class probabilities)")
+        return
+    try:
+        n = label_issues.of_a_file(source.data, positions, true, probabilities(logits, codec.problem), codec,
+                                   labeller.threshold, source.text_columns, path)
+    except Exception as e:  # broad on purpose: cleanlab refuses small or one-class sets its own ways
+        print(f"predict.py: the label issues could not be listed ({type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}); the output and its scores are written", file=sys.stderr)
+        return
+    print(f"labels that look wrong (cleanlab, the adapter's probabilities): {n} of {len(true)} scored rows, listed in "
+          f"{path}, most suspicious first")
 
 
 def report_scores(cfg, facts, codec, true, logits, rows, label_columns, max_length, precision, device, width, path):

@@ -2,6 +2,7 @@
 import os
 
 from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
+from .duplicates import text as duplicates_text
 from .scores import SCORES
 
 
@@ -144,7 +145,7 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def data_line(cfg, subsets, codec, why, class_weights):
+def data_line(cfg, subsets, codec, why, class_weights, repeated):
     (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
     labels, shown = codec.names, codec.shown_classes()
     source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
@@ -160,7 +161,8 @@ def data_line(cfg, subsets, codec, why, class_weights):
                              if validation_split else "") + "; " + kind
             + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
-            + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else ""))
+            + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else "")
+            + (f"; DUPLICATES: {found}" if (found := duplicates_text(repeated)) else ""))
 
 
 def purpose(cfg, problem):
@@ -237,7 +239,7 @@ trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {metrics['kept_epoch']['last_epoch']} \
 epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
-{kept_text(metrics)}{baseline_text(metrics)}
+{kept_text(metrics)}{baseline_text(metrics)}{without_duplicates_text(metrics)}
 - Calibration: {calibration_text(metrics) if metrics["calibration"] else NOT_CALIBRATED}
 - Text: {' and '.join(f'`{c}`' for c in cfg.text_column)}{' (a pair)' if len(cfg.text_column) == 2 else ''}; \
 class loss weights: {metrics['class_weights'] or 'none'}
@@ -328,8 +330,12 @@ def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
     took = f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s"
     print(f"\n{'=' * 72}\ndone in {took} on {metrics['device']}: "
           f"{headline_text(metrics)} on {cfg.eval_size} rows of {where}{baseline_text(metrics)}{kept_text(metrics)}")
+    if metrics.get("eval_without_duplicates"):
+        print(f"  {without_duplicates_text(metrics).lstrip('; ')}")
     if calibrated:
         print(f"  {calibration_text(metrics)}")
+    if found := label_issues_text(metrics):
+        print(f"  {found}")
     for text, t, p in zip(texts, true, predicted):
         verdict = "     " if problem == REGRESSION else "ok   " if p == t else "wrong"
         print(f"  {verdict} predicted {p:<{width}} true {t:<{width}} "
@@ -352,6 +358,29 @@ def baseline_text(metrics):
     better = "the adapter is better" if (ours < theirs if lower else ours > theirs) else \
         "the same" if ours == theirs else "the BASELINE IS BETTER: fine-tuning did not pay here"
     return f"; {base['model']} on the same rows {theirs:.4f} ({better})"
+
+
+def without_duplicates_text(metrics):
+    """The headline on the evaluation rows that no training row repeats, where some do."""
+    found = metrics.get("eval_without_duplicates")
+    if not found:
+        return ""
+    return (f"; without the {found['left_out']} evaluation rows whose text is also a training row's: "
+            f"{headline_text({**metrics, **{f'eval_{k}': v for k, v in found.items()}})} on {found['rows']} rows")
+
+
+def label_issues_text(metrics):
+    found = metrics.get("label_issues")
+    if not found:
+        return ""
+    if found["listed"] is None:
+        return f"labels that look wrong: not looked for ({found['why']})"
+    from .label_issues import ROWS
+    looked_at = found["rows_looked_at"]
+    where = ", ".join(f"{n} of {looked_at[name]} {ROWS[name]} rows" for name, n in found["listed"].items())
+    return (f"labels that look wrong (cleanlab, out-of-sample probabilities): {where}; listed in {found['file']}, "
+            f"most suspicious first")
+
 
 
 def calibration_text(metrics):

@@ -275,7 +275,7 @@ def check_settings(cfg):
 RUN_RECORD = "run.json"
 
 
-RUN_FILES = ("adapter", "metrics.json", "training_curves.png", RUN_RECORD, "runs")
+RUN_FILES = ("adapter", "metrics.json", "training_curves.png", "label_issues.csv", RUN_RECORD, "runs")
 
 
 def start_run(cfg, facts):
