@@ -49,7 +49,9 @@ def test_two_processes_label_a_file_as_one_does(launcher, trained, tmp_path):
         json.load(open(tmp_path / "one.csv.metrics.json"))["confusion_matrix"]
     assert said.count("scored 1972 of 2301 rows") == 1 and said.count("labelled 2301 rows") == 1, said[-3000:]
     assert "in each of 2 processes" in said
-    assert sorted(os.listdir(tmp_path)) == ["big.csv", "logs", "one.csv", "one.csv.metrics.json", "two.csv",
+    assert open(tmp_path / "two.csv.label_issues.csv").read() == open(tmp_path / "one.csv.label_issues.csv").read()
+    assert sorted(os.listdir(tmp_path)) == ["big.csv", "logs", "one.csv", "one.csv.label_issues.csv",
+                                            "one.csv.metrics.json", "two.csv", "two.csv.label_issues.csv",
                                             "two.csv.metrics.json"]  # no partial file left by either process
     # a bad row: rank 0 says it once, in one line, every process ends, nothing is written
     labelled_file(tmp_path / "bad.csv", 40, seed=32, blank_text_at=17)
