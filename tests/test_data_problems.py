@@ -25,7 +25,8 @@ def user_data(folder, kind):
         splits["test"]["text"][i] = train["text"][i].upper().replace(" ", " \t ") + " " if i % 2 else train["text"][i]
         splits["test"]["label"][i] = train["label"][i]
     for i in range(5):
-        splits["validation"]["text"][i], splits["validation"]["label"][i] = train["text"][50 + i], train["label"][50 + i]
+        splits["validation"]["text"][i] = train["text"][50 + i]
+        splits["validation"]["label"][i] = train["label"][50 + i]
     for i in range(3):  # training rows repeated; the last with the other label
         train["text"][390 + i], train["label"][390 + i] = train["text"][100 + i], train["label"][100 + i]
     train["label"][392] = 1 - train["label"][392]

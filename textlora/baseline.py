@@ -45,13 +45,16 @@ def fit_and_predict(train_rows, rows, problem, n_labels):
 def out_of_fold(train_rows, problem, n_labels, folds):
     """Each training row's prediction by a baseline fitted without it (k-fold, stratified by class where there is
     one class per text), read as fit_and_predict's."""
+    import warnings
+
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold
     y = np.asarray(train_rows["label"])
     k = min(folds, len(y))
-    # a class with fewer rows than folds is spread as far as it goes (scikit-learn warns and does so)
-    splits = StratifiedKFold(k, shuffle=True, random_state=0).split(y, y) if problem == SINGLE and \
-        np.bincount(y).max() >= k else KFold(k, shuffle=True, random_state=0).split(y)
+    with warnings.catch_warnings():  # a class with fewer rows than folds is spread as far as it goes, as it should
+        warnings.simplefilter("ignore", UserWarning)
+        splits = list(StratifiedKFold(k, shuffle=True, random_state=0).split(y, y) if problem == SINGLE and
+                      np.bincount(y).max() >= k else KFold(k, shuffle=True, random_state=0).split(y))
     predicted = None
     for fit_on, held in splits:
         (part,) = fit_and_predict(train_rows.select(fit_on), [train_rows.select(held)], problem, n_labels)

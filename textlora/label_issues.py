@@ -64,27 +64,33 @@ def of_the_run(rows, positions, subsets, adapter_p, codec, thresholds, path):
     """train.py's: the rows drawn (text and label), each one's position in its split, the adapter's probabilities
     of the evaluation and validation rows in the drawn order; label_issues.csv written to path. Returns what
     metrics.json records."""
+    import time
+
     import numpy as np
 
     from . import baseline
     from .calibration import probabilities
-    problem = codec.problem
+    start, problem = time.time(), codec.problem
     if problem == REGRESSION:
         return {"listed": None, "why": "a number per text: no class probabilities to contradict a label"}
-    sources = {"train": (probabilities(baseline.out_of_fold(rows["train"], problem, len(codec.names), FOLDS),
-                                       problem), f"{baseline.NAMES[problem]}, {FOLDS}-fold cross-validated")}
+    sources = {"train": (lambda: probabilities(baseline.out_of_fold(rows["train"], problem, len(codec.names), FOLDS),
+                                               problem), f"{baseline.NAMES[problem]}, {FOLDS}-fold cross-validated")}
     if not np.allclose(np.asarray(rows["eval"]["label"], dtype=np.float64),
                        np.asarray(adapter_p["eval_labels"], dtype=np.float64)):  # never the wrong row's probabilities
         raise ValueError("the evaluation rows' predictions came back in another order than the rows")
     for name in ("eval", "validation"):
         if rows.get(name) is not None and name in adapter_p:
-            sources[name] = (adapter_p[name], "the adapter (calibrated)")
-    entries, counts = [], {}
+            sources[name] = (lambda p=adapter_p[name]: p, "the adapter (calibrated)")
+    entries, counts, failed = [], {}, {}
     columns = [c for c in ("text", "text_pair") if c in rows["train"].column_names]
     for name, (p, source) in sources.items():
         true = np.asarray(rows[name]["label"])
         at = thresholds if name != "train" else [0.5] * len(codec.names)
-        found_here = listed(true, p, problem, codec, at)
+        try:  # each set on its own: the baseline failing on the training rows leaves the adapter's lists
+            found_here = listed(true, p(), problem, codec, at)
+        except Exception as e:  # broad on purpose: cleanlab refuses a set too small or of one class its own ways
+            failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            continue
         counts[name] = len(found_here)
         picked = rows[name].select([i for i, *_ in found_here]) if found_here else None
         for k, (i, given, suggested, quality) in enumerate(found_here):
@@ -92,10 +98,11 @@ def of_the_run(rows, positions, subsets, adapter_p, codec, thresholds, path):
                             **{c: picked[k][c] for c in columns}, "given": given, "suggested": suggested,
                             "label_quality": round(quality, 6), "probabilities_from": source})
     write(path, entries, columns)
-    return {"listed": counts, "rows_looked_at": {name: len(rows[name]) for name in sources}, "file": path,
+    return {"listed": counts, "not_listed": failed, "rows_looked_at": {name: len(rows[name]) for name in sources},
+            "file": path,
             "probabilities_from": {name: source for name, (_, source) in sources.items()},
             "method": "cleanlab.filter.find_label_issues (prune_by_noise_rate), most suspicious first by "
-                      "self-confidence", "total": int(np.sum(list(counts.values())))}
+                      "self-confidence", "total": int(np.sum(list(counts.values()))), "seconds": time.time() - start}
 
 
 def of_a_file(data, positions, true, p, codec, thresholds, text_columns, path):

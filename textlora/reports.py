@@ -378,8 +378,9 @@ def label_issues_text(metrics):
     from .label_issues import ROWS
     looked_at = found["rows_looked_at"]
     where = ", ".join(f"{n} of {looked_at[name]} {ROWS[name]} rows" for name, n in found["listed"].items())
-    return (f"labels that look wrong (cleanlab, out-of-sample probabilities): {where}; listed in {found['file']}, "
-            f"most suspicious first")
+    failed = "".join(f"; {ROWS[name]} rows not looked at ({why})" for name, why in found.get("not_listed", {}).items())
+    return (f"labels that look wrong (cleanlab, out-of-sample probabilities): {where or 'none looked at'}; listed in "
+            f"{found['file']}, most suspicious first{failed}")
 
 
 
