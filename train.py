@@ -225,13 +225,9 @@ def main(args=None):
             rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5, tuned_on))
     metrics["duplicates"] = repeated["counts"]
     if repeated["eval_rows"]:  # the headline again, on the evaluation rows no training row repeats
-        metrics["eval_without_duplicates"] = duplicates.scores_without(scorer, calibrated, eval_order,
-                                                                       repeated["eval_rows"])
-    if cfg.label_issues:  # out-of-sample probabilities: the adapter's on rows it never trained on, else the baseline's
-        metrics["label_issues"] = reports.extra("the label issues", lambda: label_issues.of_the_run(
-            rows, positions, subsets, calibration.adapter_probabilities(scorer, eval_order, held_out, calibrated),
-            codec, calibration.thresholds_of(calibrated, cfg.threshold, labels),
-            os.path.join(cfg.output_dir, "label_issues.csv")))
+        metrics["eval_without_duplicates"] = reports.extra("the score without duplicates", lambda: duplicates.
+                                                           scores_without(scorer, calibrated, eval_order,
+                                                                          repeated["eval_rows"], cfg.threshold))
     adapter_dir = os.path.join(cfg.output_dir, "adapter")
     card = reports.model_card(cfg, metrics, head, machine.precision_text(precision, speed), adapter_dir)
 
@@ -241,6 +237,11 @@ def main(args=None):
         reports.save_adapter_files(path, cfg, codec, precision, metrics, card)  # card, labels.json, training.json
 
     files.write_atomically(adapter_dir, save_adapter)
+    if cfg.label_issues:  # out-of-sample probabilities: the adapter's on rows it never trained on, else the baseline's
+        metrics["label_issues"] = reports.extra("the label issues", lambda: label_issues.of_the_run(
+            rows, positions, subsets, calibration.adapter_probabilities(scorer, eval_order, held_out, calibrated),
+            codec, calibration.thresholds_of(calibrated, cfg.threshold, labels), calibrated,
+            os.path.join(cfg.output_dir, "label_issues.csv")))
     reports.extra("the training curves", lambda: files.write_atomically(
         os.path.join(cfg.output_dir, "training_curves.png"),
         lambda to: reports.save_curves(to, metrics, trainer.state.log_history, scorer)))

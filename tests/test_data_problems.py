@@ -124,7 +124,11 @@ def test_duplicates_and_wrong_labels_are_found_said_and_listed_where_they_are(ti
 
     # the labels that look wrong: every listed row is where the file says it is, with the label given there
     listed = read_csv(out / "label_issues.csv")
-    assert listed and [float(e["label_quality"]) for e in listed] == sorted(float(e["label_quality"]) for e in listed)
+    sets = [e["rows"] for e in listed]  # each set after the other, most suspicious first within it
+    assert listed and sets == sorted(sets, key=["evaluation", "validation", "training"].index)
+    for rows_of in set(sets):
+        quality = [float(e["label_quality"]) for e in listed if e["rows"] == rows_of]
+        assert quality == sorted(quality)
     named = {"train": "training", "test": "evaluation", "validation": "validation"}
     for e in listed:
         source = splits[e["split"]]
@@ -135,8 +139,9 @@ def test_duplicates_and_wrong_labels_are_found_said_and_listed_where_they_are(ti
         assert len(found & set(flipped)) >= 8 and len(found & set(flipped)) >= 0.6 * len(found), (found, flipped)
         assert all(e["given"] == {0: "Negative", 1: "Positive"}[splits[e["split"]]["label"][int(e["row"])]]
                    for e in listed)
-    assert f"labels that look wrong (cleanlab, out-of-sample probabilities): {len(found)} of 400 training rows" \
-        in proc.stdout
+    line = next(line for line in proc.stdout.splitlines() if "labels that look wrong" in line)
+    assert line.strip().startswith("labels that look wrong (cleanlab, out-of-sample probabilities): ")
+    assert f"{len(found)} of 400 training rows" in line and f"listed in {out / 'label_issues.csv'}" in line
 
     # predict.py lists the same evaluation rows, by the same code, from the same probabilities
     by_predict = read_csv(str(labelled) + ".label_issues.csv")
@@ -147,3 +152,39 @@ def test_duplicates_and_wrong_labels_are_found_said_and_listed_where_they_are(ti
     assert [float(e["label_quality"]) for e in ours] == pytest.approx(
         [float(e["label_quality"]) for e in by_predict], abs=1e-5)
     assert len(by_predict) == metrics["label_issues"]["listed"]["eval"]
+
+
+def test_evaluation_rows_that_are_all_training_rows_are_said_and_the_run_finishes(tiny_model, tmp_path):
+    import datasets
+    data = tmp_path / "data"
+    data.mkdir()
+    train = reviews(200, seed=1)
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
+    datasets.Dataset.from_dict(train, features=features).to_parquet(str(data / "train-00000-of-00001.parquet"))
+    copied = {k: v[:40] for k, v in train.items()}
+    datasets.Dataset.from_dict(copied, features=features).to_parquet(str(data / "test-00000-of-00001.parquet"))
+    out = tmp_path / "run"
+    proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "200",
+                      "--eval_size", "40", "--label_names", "none", "--output_dir", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_without_duplicates"] == {"rows": 0, "left_out": 40}
+    assert "all 40 evaluation rows are also training rows: the score measures nothing new" in proc.stdout
+
+
+def test_a_file_labelled_again_keeps_no_stale_list_of_label_issues(trained, tmp_path):
+    adapter = f"{trained[1]}/adapter"
+    rows = reviews(40, seed=5)
+    rows["label"] = ["pos" if y else "neg" for y in rows["label"]]
+    rows["label"][3] = "neg" if rows["label"][3] == "pos" else "pos"  # one wrong label among clear ones
+    (tmp_path / "mixed.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(*rows.values())))
+    (tmp_path / "one_class.csv").write_text("text,label\ngreat superb film,pos\n")
+    out = str(tmp_path / "labelled.csv")
+    first = in_process("predict", adapter, "--file", str(tmp_path / "mixed.csv"), "--output", out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "3" in [e["row"] for e in read_csv(out + ".label_issues.csv")]
+    again = in_process("predict", adapter, "--file", str(tmp_path / "one_class.csv"), "--output", out, "--overwrite")
+    assert again.returncode == 0, again.stderr[-3000:]
+    import os
+    assert not os.path.exists(out + ".label_issues.csv")  # the first file's list is gone with its output
+    assert "the label issues could not be listed (ValueError: the rows hold one class only)" in again.stderr

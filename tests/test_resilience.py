@@ -137,13 +137,17 @@ def test_resume_after_interruption_equals_a_straight_run(trained, tiny_model, ti
     assert files_digest(out) == before
     shutil.copy(str(tmp_path / "kept.parquet"), original)
 
-    # MIXED_PRECISION auto goes on in the precision the run started in (fp32), not in one measured again
-    resumed = in_process("train", *tiny_run(tiny_model, data, out, "--num_epochs", "3", "--resume",
-                                            "--mixed_precision", "auto"))
+    # MIXED_PRECISION auto goes on in the precision the run started in (fp32), not in one measured again; and
+    # VALIDATION_SIZE left at its default (None) goes on with the number the run recorded, as runs begun before
+    # None was the default recorded 500
+    flags = tiny_run(tiny_model, data, out, "--num_epochs", "3", "--resume", "--mixed_precision", "auto")
+    at = flags.index("--validation_size")
+    resumed = in_process("train", *flags[:at], *flags[at + 2:])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "training on cpu in fp32, " in resumed.stdout and "in the precision the run started in" in resumed.stdout, \
         resumed.stdout
     assert json.load(open(os.path.join(out, "metrics.json")))["mixed_precision"] == "no"
+    assert json.load(open(os.path.join(out, "metrics.json")))["calibration"]["fitted_on_rows"] == 100
 
     a = load_file(os.path.join(straight, "adapter", "adapter_model.safetensors"))
     b = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))

@@ -204,8 +204,8 @@ def digest(rows):
 
 def validation_size(cfg, keep_best):
     """VALIDATION_SIZE, or where it is None, 500 rows to choose the epoch kept by; with one epoch, where they only
-    calibrate, half as many as the evaluation rows, from 100 to 500, so that calibrating costs at most half of
-    evaluating. Below 100 rows the fitted temperature scatters (bench/calibration_rows.py)."""
+    calibrate, half as many as the evaluation rows, from 100 to 500, so that from 200 evaluation rows on calibrating
+    costs at most half of evaluating. Below 100 rows the fitted temperature scatters (bench/calibration_rows.py)."""
     if cfg.validation_size is not None:
         return cfg.validation_size
     return 500 if keep_best else min(500, max(100, cfg.eval_size // 2))

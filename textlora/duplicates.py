@@ -50,19 +50,21 @@ def text(counts):
     return "; ".join(said)
 
 
-def scores_without(scorer, calibrated, order, positions):
+def scores_without(scorer, calibrated, order, positions, fixed_threshold):
     """The evaluation scores on the rows whose text no training row has, scored as the headline is (with several
     labels, at the thresholds chosen and the temperature they were chosen at): the scorer's last prediction (the rows
     sorted by length; order: their drawn positions), positions: the drawn positions of the rows left out."""
     import numpy as np
     from transformers import EvalPrediction
 
+    from .calibration import in_drawn_order, thresholds_of
     from .scores import Scores
-    last = scorer.last
-    keep = ~np.isin(order, positions)
-    tuned = (calibrated or {}).get("scores_at_thresholds") is not None
-    threshold = list(calibrated["thresholds"].values()) if tuned else scorer.threshold
-    logits = last.predictions / calibrated["temperature"] if tuned else last.predictions
-    said = Scores(scorer.problem, scorer.labels, threshold)(EvalPrediction(predictions=logits[keep],
-                                                                           label_ids=last.label_ids[keep]))
+    logits, labels = in_drawn_order(scorer, order)
+    keep = np.ones(len(labels), dtype=bool)
+    keep[positions] = False
+    if not keep.any():
+        return {"rows": 0, "left_out": len(positions)}
+    threshold = thresholds_of(calibrated, fixed_threshold, scorer.labels)
+    said = Scores(scorer.problem, scorer.labels, threshold)(EvalPrediction(
+        predictions=logits[keep] / (calibrated or {}).get("temperature", 1.0), label_ids=labels[keep]))
     return {"rows": int(keep.sum()), "left_out": len(positions), **said}

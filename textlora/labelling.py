@@ -185,11 +185,11 @@ def report(cfg, facts, codec, labeller, source, done, label_columns, scored):
         true, logits = codec.as_array(true), np.asarray(said).reshape(len(said), -1)
         report_scores(cfg, facts, codec, true, logits, rows_done, label_columns, labeller.max_length, precision,
                       labeller.device, width, metrics_path)
-        if issues_path and len(true):
-            list_label_issues(source, at, true, logits, codec, labeller, issues_path)
     for path in (metrics_path, issues_path):  # --overwrite: what was said of the output replaced is stale
-        if path and os.path.exists(path) and not (scored and len(true)):
+        if path and os.path.exists(path) and not (path == metrics_path and scored and len(true)):
             os.remove(path)
+    if scored and issues_path and len(true):
+        list_label_issues(source, at, true, logits, codec, labeller, issues_path)
 
 
 def list_label_issues(source, positions, true, logits, codec, labeller, path):
@@ -202,7 +202,7 @@ def list_label_issues(source, positions, true, logits, codec, labeller, path):
         return
     try:
         n = label_issues.of_a_file(source.data, positions, true, probabilities(logits, codec.problem), codec,
-                                   labeller.threshold, source.text_columns, path)
+                                   labeller.threshold, source.text_columns, labeller.temperature != 1.0, path)
     except Exception as e:  # broad on purpose: cleanlab refuses small or one-class sets its own ways
         print(f"predict.py: the label issues could not be listed ({type(e).__name__}: "
               f"{str(e).splitlines()[0] if str(e) else ''}); the output and its scores are written", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Results and reports: metrics.json's parts, the model card, the curves, the lines printed, the summary."""
 import os
 
-from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
 from .duplicates import text as duplicates_text
+from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
 from .scores import SCORES
 
 
@@ -365,6 +365,8 @@ def without_duplicates_text(metrics):
     found = metrics.get("eval_without_duplicates")
     if not found:
         return ""
+    if not found["rows"]:
+        return f"; all {found['left_out']} evaluation rows are also training rows: the score measures nothing new"
     return (f"; without the {found['left_out']} evaluation rows whose text is also a training row's: "
             f"{headline_text({**metrics, **{f'eval_{k}': v for k, v in found.items()}})} on {found['rows']} rows")
 
@@ -381,7 +383,6 @@ def label_issues_text(metrics):
     failed = "".join(f"; {ROWS[name]} rows not looked at ({why})" for name, why in found.get("not_listed", {}).items())
     return (f"labels that look wrong (cleanlab, out-of-sample probabilities): {where or 'none looked at'}; listed in "
             f"{found['file']}, most suspicious first{failed}")
-
 
 
 def calibration_text(metrics):

@@ -349,6 +349,8 @@ def as_the_run_started(cfg):
         assert isinstance(was, dict) and started["precision"] in ("bf16", "fp16", "no")
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
+    if now.get("validation_size") is None and isinstance(was.get("validation_size"), int):
+        cfg.validation_size = was["validation_size"]  # recorded by number (before None was the default): the same rows
     if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
         was = was | {"label_column": [was["label_column"]]}
     # the Trainer's own flags: one given then and not now (or now and not then) differs too
