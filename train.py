@@ -41,7 +41,7 @@ MAX_LENGTH = 512                        # tokens per text; longer texts are trun
 LORA_R = 4                              # LoRA rank
 LORA_ALPHA = 32                         # LoRA scale
 LORA_DROPOUT = 0.01                     # dropout on the LoRA input
-TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA matrices: DistilBERT's query (BERT's: query)
+TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA: DistilBERT's query; left so, any model's query
 LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # passes over the training rows; evaluation and a checkpoint after each
@@ -134,15 +134,14 @@ def main(args=None):
         # A saved head with another number of classes (a model tuned for 2, data with 4) is replaced by a fresh one.
         model, loading = data.load_or_fail(*model_error, lambda: inference.load_model(
             base_name, config=config, ignore_mismatched_sizes=True, output_loading_info=True, trust_remote_code=remote))
-        models.check_target_modules(model, cfg)
+        targets, targets_why = models.target_modules(model, cfg)  # the seed's q_lin: each backbone's own query
         head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
         model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                                  lora_dropout=cfg.lora_dropout,
-                                                 target_modules="all-linear" if cfg.target_modules == ["all-linear"]
-                                                 else cfg.target_modules,  # peft's all-linear is a name, not a list
+                                                 target_modules=targets,
                                                  modules_to_save=list(head)))  # a copy: peft appends to it
         if main_process:
-            print(reports.model_line(model, cfg, head, labels, loading, max_length))
+            print(reports.model_line(model, cfg, head, labels, loading, max_length, targets_why))
 
     # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
     from transformers import EarlyStoppingCallback, TrainingArguments

@@ -3,19 +3,32 @@ input it takes."""
 from . import fail
 
 
-def check_target_modules(model, cfg):
-    """TARGET_MODULES are names of the model's linear layers (GPT-2's Conv1D are linear layers too), or peft's
-    all-linear."""
+# Each architecture's attention query projection, by its layers' name; a fused query-key-value layer where it has no
+# query of its own (ModernBERT, Phi-3, GPT-2). LoRA goes on the first the model has when TARGET_MODULES is left at
+# the seed's q_lin (DistilBERT's) and the model has no q_lin.
+QUERY_LAYERS = ("q_lin", "query", "query_proj", "q_proj", "q", "Wqkv", "qkv_proj", "c_attn", "query_key_value",
+                "in_proj")
+SEED_TARGETS = ["q_lin"]
+
+
+def target_modules(model, cfg):
+    """The layers LoRA goes on (peft's target_modules) and, where they are not the ones named, why: TARGET_MODULES
+    are names of the model's linear layers (GPT-2's Conv1D are linear layers too), or peft's all-linear."""
     import torch
     from transformers.pytorch_utils import Conv1D
     # the head (the layers outside the base model) trains in full, so it is no LoRA target
     linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))
                      and n.startswith(model.base_model_prefix + ".")})
     if cfg.target_modules == ["all-linear"]:
-        return
+        return "all-linear", None  # peft's all-linear is a name, not a list
+    if cfg.target_modules == SEED_TARGETS and "q_lin" not in linear and \
+            (query := next((q for q in QUERY_LAYERS if q in linear), None)):
+        kind = getattr(model.config, "model_type", "this")
+        return [query], f"TARGET_MODULES q_lin is DistilBERT's query; {kind}'s attention query projection is {query}"
     if missing := [t for t in cfg.target_modules if t not in linear]:
         fail(f"--target_modules {' '.join(missing)} match nothing in {cfg.model_name!r}; "
              f"its linear layers are: {' '.join(linear)} (or all-linear)")
+    return list(cfg.target_modules), None
 
 
 def give_a_padding_token(tokenizer, config, cfg):

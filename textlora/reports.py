@@ -75,6 +75,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         "config": {k: v for k, v in vars(cfg).items() if k not in ("overwrite_output_dir", "resume")}
                   | {"base_model": base_name},
         **dict(zip(("trainable_parameters", "total_parameters"), model.get_nb_trainable_parameters())),
+        "lora_target_modules": sorted(model.peft_config["default"].target_modules),  # as peft applied them
         "versions": versions(),
     }
 
@@ -182,13 +183,14 @@ def kept_text(metrics):
             f"({kept['score']:.4f}; last epoch {kept['last_score']:.4f})")
 
 
-def model_line(model, cfg, head, labels, loading, max_length):
+def model_line(model, cfg, head, labels, loading, max_length, targets_why):
     trainable, total = model.get_nb_trainable_parameters()
     saved = sorted({saved_shape[0] for name, saved_shape, _ in loading["mismatched_keys"]
                     if name.split(".")[0] in head and name.endswith("weight")})  # the head's outputs, as saved
     lora = [n for n, m in model.named_modules() if hasattr(m, "lora_A") and "modules_to_save" not in n]
     found = sorted({n.split(".")[-1] for n in lora})
-    return (f"model: LoRA on {len(lora)} layers ({', '.join(found)}) + head {', '.join(head)} trained in full: "
+    return (f"model: LoRA on {len(lora)} layers ({', '.join(found)}{f': {targets_why}' if targets_why else ''}) + head "
+            f"{', '.join(head)} trained in full: "
             f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
             + (f"; a fresh head of {len(labels)} outputs replaces the saved one of {saved[0]}" if saved else "")
             + (f"; MAX_LENGTH {cfg.max_length} lowered to {max_length}, the most this model takes"
@@ -234,8 +236,8 @@ pipeline_tag: text-classification
 - Base model: `{base}`
 - Data: `{cfg.dataset_name}`, {cfg.train_size} texts from `{data['train_split']}` and {cfg.eval_size} from \
 `{data['eval_split']}`, drawn with seed {cfg.seed}, truncated to {metrics['max_length']} tokens
-- LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules {cfg.target_modules}; \
-trained head: {head}
+- LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules \
+{metrics['lora_target_modules']}; trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {metrics['kept_epoch']['last_epoch']} \
 epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
