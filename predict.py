@@ -166,6 +166,9 @@ def merge(cfg, facts, codec):
 
     from textlora import models
     from textlora.labelling import load
+    if facts.get("long_texts") == "windows":  # a standalone model reads one window; this adapter averages them
+        raise Refused("--merge: this adapter was trained with --long_texts windows, which a merged model cannot carry "
+                      "(it reads one window of a text); label with predict.py, which reads every window")
     model, tokenizer, _ = load(cfg, facts, codec)
     max_length = models.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
     import tempfile

@@ -37,7 +37,9 @@ TRAIN_SIZE = 1000                       # rows drawn at random (seeded) for trai
 EVAL_SIZE = 1000                        # rows drawn at random (seeded) for evaluation: the accuracy reported
 VALIDATION_SIZE: int | None = None      # held out: choose the epoch kept, calibrate; None: 500, 1 epoch EVAL_SIZE/2
 SEED = 42                               # subsets, new head and LoRA start, batch order: same seed, same run
-MAX_LENGTH = 512                        # tokens per text; longer texts are truncated
+MAX_LENGTH = 512                        # tokens per text; what becomes of a longer one is LONG_TEXTS
+LONG_TEXTS: Literal["truncate", "head_tail", "windows"] = "truncate"  # cut; first and last tokens; windows over all
+STRIDE: int | None = None               # windows: tokens a window shares with the next; None: MAX_LENGTH / 4
 LORA_R = 4                              # LoRA rank
 LORA_ALPHA = 32                         # LoRA scale
 LORA_DROPOUT = 0.01                     # dropout on the LoRA input
@@ -66,11 +68,31 @@ TRUST_REMOTE_CODE = False               # run Python code shipped with a Hub mod
 # -----------------------------------------------------------------------------
 
 
-def tokenize(batch, tokenizer, max_length):
+def tokenize(batch, indices, tokenizer, max_length, long_texts="truncate", stride=0):
     """How texts become tokens, for training, evaluation and predict.py alike: two text columns are a pair (the
-    tokenizer's separator, the longer one truncated first); padding happens per batch."""
-    encoded = tokenizer(*(batch[c] for c in ("text", "text_pair") if c in batch), truncation=True,
-                        max_length=max_length)
+    tokenizer's separator, the longer one truncated first); padding happens per batch. A text longer than max_length
+    is cut (truncate), keeps its first quarter and last three quarters of max_length (head_tail, as Sun et al. 2019),
+    or becomes overlapping windows of max_length tokens, stride tokens shared (windows: the tokenizer's overflow), each
+    a row with its text's label and text_id, whose logits inference.per_text averages into the text's."""
+    texts = [batch[c] for c in ("text", "text_pair") if c in batch]
+    whole = tokenizer(*texts, verbose=False)["input_ids"]  # untruncated: how long each text is
+    if long_texts == "windows":
+        encoded = tokenizer(*texts, truncation=True, max_length=max_length, stride=stride,
+                            return_overflowing_tokens=True)
+        of = encoded.pop("overflow_to_sample_mapping")
+    else:
+        encoded = tokenizer(*texts, truncation=True, max_length=max_length)
+        of = list(range(len(whole)))
+    if long_texts == "head_tail":
+        head, tail = max_length // 4, max_length - max_length // 4
+        cut = {i: ids[:head] + ids[len(ids) - tail:] for i, ids in enumerate(whole) if len(ids) > max_length}
+        for key in encoded.keys():
+            encoded[key] = [(cut[i] if key == "input_ids" else [encoded[key][i][0]] * max_length) if i in cut
+                            else v for i, v in enumerate(encoded[key])]
+    encoded["text_id"] = [indices[i] for i in of]
+    encoded["tokens"] = [len(whole[i]) for i in of]  # the text's whole length, to count the long ones
+    if "label" in batch:
+        encoded["label"] = [batch["label"][i] for i in of]
     encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # batches of similar length, without a pass
     return encoded
 
@@ -101,11 +123,11 @@ def main(args=None):
                           f"since it started); start over with --overwrite_output_dir")
         # the same text (case and spacing aside) in the training and the evaluation rows inflates the score
         repeated = duplicates.count(rows)
-        if main_process:
-            print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"]))
 
         # -- 2. tokenize once, within the model's reach, with the fast tokenizer; padding happens per batch ---
         from transformers import AutoConfig, AutoTokenizer
+
+        from textlora import inference
         # A local base model is recorded by absolute path, so the adapter loads from any working directory.
         base_name = os.path.abspath(cfg.model_name) if os.path.isdir(cfg.model_name) else cfg.model_name
         model_error, remote = ("model", cfg.model_name, "--model_name", "cannot be loaded"), cfg.trust_remote_code
@@ -116,15 +138,18 @@ def main(args=None):
             label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
         max_length = models.within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails
         padding_added = models.give_a_padding_token(tokenizer, config, cfg)  # decoders (GPT-2, Llama, Qwen) lack one
-        tokenized = {name: r.map(tokenize, batched=True, remove_columns=data.text_columns(cfg),
-                                 desc=f"tokenize {name}", fn_kwargs={"tokenizer": tokenizer, "max_length": max_length})
+        stride = models.window_stride(cfg, max_length, tokenizer)  # windows: tokens shared by neighbours
+        tokenized = {name: inference.tokenized(r, tokenize, tokenizer, max_length, cfg.long_texts, stride, name)
                      for name, r in rows.items() if r is not None}
+        long = {name: inference.long_texts(t, max_length) for name, t in tokenized.items()}  # said, never silent
+        if main_process:
+            print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"], long, max_length))
+
 
         # -- 3. the model, in fp32, wrapped in LoRA; the new classification head trains in full ------------------
         import transformers
         from peft import LoraConfig, TaskType, get_peft_model
 
-        from textlora import inference
         transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values
         for keys, value in ((("attention_dropout", "attention_probs_dropout_prob"), cfg.attention_dropout),
                             (("dropout", "hidden_dropout_prob"), cfg.hidden_dropout)):  # DistilBERT's, BERT's names
@@ -154,7 +179,7 @@ def main(args=None):
     pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
     # Rows are evaluated sorted by length, as predict.py labels them, so that both run the same batches.
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
-    eval_rows, eval_order = inference.by_length(tokenized["eval"])
+    eval_rows = inference.by_length(tokenized["eval"])[0]
     choose_on = {"validation": inference.by_length(tokenized["validation"])[0]} if keep_best else eval_rows
     scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
     args = TrainingArguments(**{
@@ -204,7 +229,7 @@ def main(args=None):
         held_out = inference.logits_of(trainer, tokenized["validation"]) \
             if tokenized.get("validation") is not None and problem != REGRESSION else None
         examples = range(min(3, cfg.eval_size))  # for the summary, through the one inference path (every process)
-        example_logits = inference.logits_of(trainer, tokenized["eval"].select(examples))
+        example_logits = inference.logits_of(trainer, inference.texts(tokenized["eval"], examples))
     wall = time.time() - start
     machine.leave_processes()  # the work of the others is done; rank 0 writes the results alone
     if not main_process:
@@ -217,7 +242,7 @@ def main(args=None):
         held_out, rows.get("validation"), scorer, cfg.threshold), otherwise=(None, scorer.report()))
     metrics = reports.metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets,
                                  class_weights, wall, precision, speed, max_length,
-                                 config.pad_token_id if padding_added else None, base_name, model)
+                                 config.pad_token_id if padding_added else None, base_name, model, long, stride)
     if cfg.baseline:  # like for like: with several labels, at thresholds chosen as the adapter's were (or the same)
         tuned_on = rows["validation"] if calibrated and cfg.threshold is None else None  # the adapter's were tuned
         metrics["baseline"] = reports.extra("the baseline", lambda: baseline.score(
@@ -225,8 +250,8 @@ def main(args=None):
     metrics["duplicates"] = repeated["counts"]
     if repeated["eval_rows"]:  # the headline again, on the evaluation rows no training row repeats
         metrics["eval_without_duplicates"] = reports.extra("the score without duplicates", lambda: duplicates.
-                                                           scores_without(scorer, calibrated, eval_order,
-                                                                          repeated["eval_rows"], cfg.threshold))
+                                                           scores_without(scorer, calibrated, repeated["eval_rows"],
+                                                                          cfg.threshold))
     adapter_dir = os.path.join(cfg.output_dir, "adapter")
     card = reports.model_card(cfg, metrics, head, machine.precision_text(precision, speed), adapter_dir)
 
@@ -238,7 +263,7 @@ def main(args=None):
     files.write_atomically(adapter_dir, save_adapter)
     if cfg.label_issues:  # out-of-sample probabilities: the adapter's on rows it never trained on, else the baseline's
         metrics["label_issues"] = reports.extra("the label issues", lambda: label_issues.of_the_run(
-            rows, positions, subsets, calibration.adapter_probabilities(scorer, eval_order, held_out, calibrated),
+            rows, positions, subsets, calibration.adapter_probabilities(scorer, held_out, calibrated),
             codec, calibration.thresholds_of(calibrated, cfg.threshold, labels), calibrated,
             os.path.join(cfg.output_dir, "label_issues.csv")))
     reports.extra("the training curves", lambda: files.write_atomically(

@@ -385,8 +385,8 @@ def test_the_summary_and_predict_py_label_texts_in_eval_mode(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     texts = reviews(40, seed=4)["text"]
     model.train()  # as the Trainer may leave it
-    rows = Dataset.from_dict({"text": texts}).map(train.tokenize, batched=True, remove_columns=["text"],
-                                                  fn_kwargs={"tokenizer": tokenizer, "max_length": 128})
+    rows = inference.tokenized(Dataset.from_dict({"text": texts}), train.tokenize, tokenizer, 128, "truncate", 0,
+                               "texts")
     said = inference.logits_of(inference.predictor(model, tokenizer, "cpu", "no", 4, 128, None), rows)
     model.eval()
     with torch.no_grad():  # one text at a time: no padding at all
@@ -423,9 +423,10 @@ def test_resume_refuses_a_run_it_cannot_go_on_with(capsys, tmp_path, record, wor
 def test_gpt2s_conv1d_layers_and_all_linear_are_targets(capsys):
     from transformers import GPT2Config, GPT2ForSequenceClassification
     gpt2 = GPT2ForSequenceClassification(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32))
-    models.check_target_modules(gpt2, settings("--target_modules", "c_attn", "c_proj"))  # Conv1D, not nn.Linear
-    models.check_target_modules(gpt2, settings("--target_modules", "all-linear"))
-    err = refusal(capsys, models.check_target_modules, gpt2, settings("--target_modules", "q_lin"))
+    given = models.target_modules(gpt2, settings("--target_modules", "c_attn", "c_proj"))  # Conv1D, not nn.Linear
+    assert given == (["c_attn", "c_proj"], None)
+    assert models.target_modules(gpt2, settings("--target_modules", "all-linear")) == ("all-linear", None)
+    err = refusal(capsys, models.target_modules, gpt2, settings("--target_modules", "query"))
     assert "c_attn" in err and "all-linear" in err
 
 

@@ -91,11 +91,14 @@ def shown_value(kind, value, names):
 
 CASES = [f"{k}-{f}-{n}" for k in KINDS for f in FORMATS for n in NAMING
          if not (n == "renamed" and k in ("columns", "numbers"))]
+# texts longer than MAX_LENGTH (6 tokens: most of these), read by their head and tail or in windows
+CASES += [f"{k}-jsonl-own-{long}" for k in KINDS for long in ("head_tail", "windows")]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tiny_model, tmp_path, capsys):
-    kind, fmt, naming = case.split("-")
+    kind, fmt, naming, *long = case.split("-")
+    long_flags = ["--long_texts", long[0], "--max_length", "6"] if long else []
     rng = random.Random(case)
     data = tmp_path / "data"
     data.mkdir()
@@ -107,8 +110,10 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     out = str(tmp_path / "run")
     train.main(["--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "48", "--eval_size", "16",
                 "--num_epochs", "1", "--mixed_precision", "no", "--batch_size", "8", "--output_dir", out,
-                *label_flags, *(["--label_names", *names] if names else [])])
+                *label_flags, *(["--label_names", *names] if names else []), *long_flags])
     metrics = json.load(open(os.path.join(out, "metrics.json")))
+    if long:  # most texts are longer than 6 tokens, and the run says so
+        assert metrics["long_texts"]["setting"] == long[0] and metrics["long_texts"]["eval_longer"] >= 8, metrics
     if metrics["problem_type"] == labels.MULTI:  # the baseline beside it was scored at thresholds chosen alike
         assert metrics["baseline"]["thresholds_by"] == metrics["calibration"]["thresholds_by"], metrics["baseline"]
 

@@ -125,22 +125,12 @@ def of_the_run(held_out, validation_rows, scorer, fixed_threshold):
     return result, report
 
 
-def in_drawn_order(scorer, order):
-    """The scorer's last prediction (the evaluation rows, sorted by length: inference.by_length's order) as logits and
-    labels in the order the rows were drawn."""
-    import numpy as np
-    last = scorer.last
-    logits, labels = np.empty_like(last.predictions), np.empty_like(last.label_ids)
-    logits[order], labels[order] = last.predictions, last.label_ids
-    return logits, labels
-
-
-def adapter_probabilities(scorer, order, held_out, calibrated):
-    """The adapter's calibrated probabilities of the evaluation rows and of the validation rows (held_out: their
-    logits), each in the order the rows were drawn; eval_labels: the labels that came with the evaluation rows'."""
+def adapter_probabilities(scorer, held_out, calibrated):
+    """The adapter's calibrated probabilities of the evaluation rows (the scorer's last prediction, a text's windows as
+    one, in the order drawn) and of the validation rows (held_out: their logits); eval_labels: the labels that came
+    with the evaluation rows'."""
     problem, t = scorer.problem, (calibrated or {}).get("temperature", 1.0)
-    logits, labels = in_drawn_order(scorer, order)
-    found = {"eval": probabilities(logits, problem, t), "eval_labels": labels}
+    found = {"eval": probabilities(scorer.last.predictions, problem, t), "eval_labels": scorer.last.label_ids}
     if held_out is not None and len(held_out):
         found["validation"] = probabilities(held_out, problem, t)
     return found

@@ -50,16 +50,16 @@ def text(counts):
     return "; ".join(said)
 
 
-def scores_without(scorer, calibrated, order, positions, fixed_threshold):
+def scores_without(scorer, calibrated, positions, fixed_threshold):
     """The evaluation scores on the rows whose text no training row has, scored as the headline is (with several
-    labels, at the thresholds chosen and the temperature they were chosen at): the scorer's last prediction (the rows
-    sorted by length; order: their drawn positions), positions: the drawn positions of the rows left out."""
+    labels, at the thresholds chosen and the temperature they were chosen at): the scorer's last prediction (a text
+    each, in the order drawn), positions: the drawn positions of the rows left out."""
     import numpy as np
     from transformers import EvalPrediction
 
-    from .calibration import in_drawn_order, thresholds_of
+    from .calibration import thresholds_of
     from .scores import Scores
-    logits, labels = in_drawn_order(scorer, order)
+    logits, labels = scorer.last.predictions, scorer.last.label_ids
     keep = np.ones(len(labels), dtype=bool)
     keep[positions] = False
     if not keep.any():

@@ -1,6 +1,7 @@
 """Inference: the one way the model runs on texts, for train.py's evaluation, its summary and predict.py alike.
 Tokenized rows go in sorted by length (batches pad little), through the Trainer's prediction loop (its collator,
 batch size and precision), and come out as logits in the rows' order; the head computes in fp32 in every precision."""
+import contextlib
 from dataclasses import dataclass
 
 import transformers
@@ -69,11 +70,81 @@ class Trainer(transformers.Trainer):
     groups of lengths too; the rows come sorted by length (by_length), so batches pad little and are the same
     batches in train.py's evaluation and in predict.py."""
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        rows = self.eval_dataset if eval_dataset is None else eval_dataset
+        if isinstance(rows, str):  # the name of one of several: the Trainer's way of evaluating each
+            rows = self.eval_dataset[rows]
+        if isinstance(rows, dict):  # the Trainer evaluates each by name, through this method again
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        with texts_of(self.compute_metrics, rows):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        with texts_of(self.compute_metrics, test_dataset):
+            return super().predict(test_dataset, ignore_keys, metric_key_prefix)
+
     def _get_eval_sampler(self, eval_dataset):
         from torch.utils.data import SequentialSampler
         if self.args.world_size <= 1 and eval_dataset is not None:
             return SequentialSampler(eval_dataset)
         return None  # several processes: accelerate gives each its share, in order, as without grouping
+
+
+def tokenized(rows, tokenize, tokenizer, max_length, long_texts, stride, name):
+    """Rows of text (and label) as tokens, by train.py's tokenize: with windows, a long text's several rows. The label
+    keeps its type (class ids, or float32 for the loss)."""
+    label = rows.features.get("label")
+    out = rows.map(tokenize, batched=True, with_indices=True, remove_columns=rows.column_names, desc=f"tokenize {name}",
+                   fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "long_texts": long_texts,
+                              "stride": stride})
+    return out.cast_column("label", label) if label is not None else out
+
+
+def per_text(values, text_ids):
+    """Each text's logits from its windows' (one window: its own), in the order of the texts' ids: their mean, a rule
+    that keeps every window's say (bench/README.md, "Long texts")."""
+    import numpy as np
+    values = np.asarray(values)
+    ids, group = np.unique(np.asarray(text_ids), return_inverse=True)
+    if len(ids) == len(values):  # a window a text: only the order changes
+        return values[np.argsort(np.asarray(text_ids), kind="stable")]
+    sums = np.zeros((len(ids), *values.shape[1:]), dtype=np.float64)
+    np.add.at(sums, group, values)
+    return (sums / np.bincount(group).reshape(-1, *[1] * (values.ndim - 1))).astype(values.dtype)
+
+
+def long_texts(rows, max_length):
+    """How many of the tokenized rows' texts are longer than max_length tokens, of how many (a pair counts once)."""
+    import numpy as np
+    ids, first = np.unique(np.asarray(rows["text_id"]), return_index=True)
+    return {"longer": int((np.asarray(rows["tokens"])[first] > max_length).sum()), "texts": len(ids)}
+
+
+def texts(rows, ids):
+    """The tokenized rows (windows) of the texts of these ids."""
+    wanted = set(ids)
+    return rows.select([i for i, t in enumerate(rows["text_id"]) if t in wanted])
+
+
+def first_of_each(values, text_ids):
+    """A text's label, from its first window's (every window has its text's)."""
+    import numpy as np
+    ids = np.asarray(text_ids)
+    _, first = np.unique(ids, return_index=True)
+    return np.asarray(values)[first]
+
+
+@contextlib.contextmanager
+def texts_of(scorer, rows):
+    """While rows are scored, the scorer (scores.Scores) knows which text each of them is a window of."""
+    if not hasattr(scorer, "text_ids") or "text_id" not in rows.column_names:
+        yield
+        return
+    scorer.text_ids = rows["text_id"]
+    try:
+        yield
+    finally:
+        scorer.text_ids = None
 
 
 def by_length(rows):
@@ -98,13 +169,12 @@ def predictor(model, tokenizer, device, precision, batch_size, limit, pad_to):
 
 
 def logits_of(trainer, rows):
-    """The model's logits for tokenized rows, in the rows' order, in float32."""
+    """The model's logits for tokenized rows, a text's windows as one, in the order of the texts' ids (the rows'
+    order), in float32."""
     import numpy as np
     ordered, order = by_length(rows.remove_columns([c for c in ("label",) if c in rows.column_names]))
     predicted = np.asarray(trainer.predict(ordered).predictions, dtype=np.float32)
-    logits = np.empty_like(predicted)
-    logits[order] = predicted
-    return logits
+    return per_text(predicted, np.asarray(rows["text_id"])[order])
 
 
 def probabilities(logits, problem):

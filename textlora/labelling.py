@@ -42,15 +42,21 @@ class Labeller:
         step = self.batch_size * machine.processes()  # rows a prediction step takes, over all processes
         labeller = self
 
-        class Progress(TrainerCallback):  # the bar moves by batch, not by chunk
+        self.texts_per_row, done = 1.0, [0.0]
+
+        class Progress(TrainerCallback):  # the bar moves by batch, not by chunk, and counts texts
             def on_prediction_step(self, args, state, control, **kwargs):
                 bar = labeller.bar
-                bar.update(min(step, bar.total - bar.n) if bar.total else step)
+                done[0] += step * labeller.texts_per_row
+                moved = int(done[0]) - bar.n
+                bar.update(min(moved, bar.total - bar.n) if bar.total else moved)
         self.predictor.add_callback(Progress())
         self.threshold = facts.get("thresholds") or facts.get("threshold") or 0.5  # per label where train.py chose
         # fitted on held-out rows, so that the probabilities mean what they say (a number per text has none)
         self.temperature = facts.get("temperature", 1.0) if codec.problem != REGRESSION else 1.0
         self.evaluated_in = facts.get("evaluated_in", self.precision)
+        # what training did with a text longer than max_length (adapters before LONG_TEXTS: cut)
+        self.long_texts, self.stride = facts.get("long_texts", "truncate"), facts.get("stride") or 0
 
     def logits(self, chunk, text_columns):
         """The chunk's logits over the temperature (no class changes: the same argmax), in the chunk's order."""
@@ -60,8 +66,9 @@ class Labeller:
 
         from . import inference
         texts = Dataset(chunk.select(text_columns)).rename_columns(dict(zip(text_columns, ["text", "text_pair"])))
-        tokens = texts.map(train.tokenize, batched=True, remove_columns=texts.column_names,
-                           fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length})
+        tokens = inference.tokenized(texts, train.tokenize, self.tokenizer, self.max_length, self.long_texts,
+                                     self.stride, "chunk")
+        self.texts_per_row = len(texts) / len(tokens)  # the bar counts texts, a long one's windows as one
         return inference.logits_of(self.predictor, tokens) / self.temperature
 
 

@@ -67,3 +67,14 @@ def reserved_positions(config):
     offset = hasattr(module, "create_position_ids_from_input_ids") or any(
         hasattr(c, "create_position_ids_from_input_ids") for _, c in inspect.getmembers(module, inspect.isclass))
     return (config.pad_token_id or 0) + 1 if offset else 0
+
+
+def window_stride(cfg, max_length, tokenizer):
+    """STRIDE, or where it is None a quarter of max_length: the tokens each window shares with the next. A window holds
+    max_length tokens with the special ones, so the stride must leave it some new tokens."""
+    stride = cfg.stride if cfg.stride is not None else max_length // 4
+    room = max_length - tokenizer.num_special_tokens_to_add()
+    if cfg.long_texts == "windows" and not 0 <= stride < room:
+        fail(f"--stride {stride}: windows of {max_length} tokens ({room} of the text's) need a stride from 0 to "
+             f"{room - 1}")
+    return stride

@@ -40,7 +40,7 @@ def extra(what, work, otherwise=None):
 
 
 def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets, class_weights, wall,
-               precision, speed, max_length, pad_token_id_added, base_name, model):
+               precision, speed, max_length, pad_token_id_added, base_name, model, long, stride):
     """metrics.json: the kept adapter's scores on the evaluation rows (with several labels, at the thresholds chosen
     on the validation rows), per epoch, which rows did what, the calibration, the cost, the machine, the settings."""
     labels, problem = codec.names, codec.problem
@@ -70,6 +70,9 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         "wall_time_s": wall,
         "device": str(trainer.args.device), "processes": trainer.args.world_size, "mixed_precision": precision,
         "matmul_gflops": speed, "max_length": max_length, "pad_token_id_added": pad_token_id_added,
+        "long_texts": {"setting": cfg.long_texts, "stride": stride if cfg.long_texts == "windows" else None,
+                       **{f"{name}_longer": n["longer"] for name, n in long.items()},
+                       "said": long_text(long, max_length, cfg.long_texts)},
         "data": {"train_split": subsets["train"][0], "eval_split": subsets["eval"][0],
                  "validation_split": subsets["validation"][0], "labels": labels},
         "config": {k: v for k, v in vars(cfg).items() if k not in ("overwrite_output_dir", "resume")}
@@ -131,6 +134,7 @@ def adapter_facts(cfg, codec, precision, metrics):
     return {"text_column": cfg.text_column, "labels": codec.names, "problem_type": codec.problem,
             "label_codec": codec.to_json(),
             "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
+            "long_texts": cfg.long_texts, "stride": metrics["long_texts"]["stride"],
             "threshold": cfg.threshold or 0.5, "max_length": metrics["max_length"],
             "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
             "pad_token_id": metrics["pad_token_id_added"],
@@ -146,7 +150,20 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def data_line(cfg, subsets, codec, why, class_weights, repeated):
+LONG = {"truncate": "cut at {n} tokens", "head_tail": "read by their first and last tokens ({n} in all)",
+        "windows": "read whole, in windows of {n} tokens"}
+
+
+def long_text(long, max_length, setting):
+    """How many training and evaluation texts are longer than the model reads at once, and what becomes of them."""
+    train, evaluated = long.get("train", {}), long.get("eval", {})
+    return (f"{train.get('longer', 0)} of {train.get('texts', 0)} training and {evaluated.get('longer', 0)} of "
+            f"{evaluated.get('texts', 0)} evaluation texts are longer than {max_length} tokens: "
+            + LONG[setting].format(n=max_length) + (" (--long_texts head_tail or windows reads past it)"
+                                                    if setting == "truncate" else ""))
+
+
+def data_line(cfg, subsets, codec, why, class_weights, repeated, long, max_length):
     (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
     labels, shown = codec.names, codec.shown_classes()
     source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
@@ -163,7 +180,9 @@ def data_line(cfg, subsets, codec, why, class_weights, repeated):
             + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else "")
-            + (f"; DUPLICATES: {found}" if (found := duplicates_text(repeated)) else ""))
+            + (f"; DUPLICATES: {found}" if (found := duplicates_text(repeated)) else "")
+            + (f"; {long_text(long, max_length, cfg.long_texts)}"
+               if any(n["longer"] for n in long.values()) else ""))
 
 
 def purpose(cfg, problem):
@@ -235,7 +254,7 @@ pipeline_tag: text-classification
 
 - Base model: `{base}`
 - Data: `{cfg.dataset_name}`, {cfg.train_size} texts from `{data['train_split']}` and {cfg.eval_size} from \
-`{data['eval_split']}`, drawn with seed {cfg.seed}, truncated to {metrics['max_length']} tokens
+`{data['eval_split']}`, drawn with seed {cfg.seed}; {metrics['long_texts']['said']}
 - LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules \
 {metrics['lora_target_modules']}; trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {metrics['kept_epoch']['last_epoch']} \

@@ -16,8 +16,15 @@ class Scores:
 
     def __init__(self, problem, labels, threshold):
         self.problem, self.labels, self.threshold, self.last = problem, labels, threshold, None
+        self.text_ids = None  # while the Trainer scores tokenized rows: the text each row is (a window of)
 
     def __call__(self, prediction):
+        if self.text_ids is not None:  # one prediction a text, in the texts' order (textlora/inference.py)
+            from transformers import EvalPrediction
+
+            from .inference import first_of_each, per_text
+            prediction = EvalPrediction(predictions=per_text(prediction.predictions, self.text_ids),
+                                        label_ids=first_of_each(prediction.label_ids, self.text_ids))
         self.last = prediction
         if self.problem == SINGLE:
             return class_scores(*self.classes(), len(self.labels))

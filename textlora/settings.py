@@ -212,6 +212,9 @@ def check_settings(cfg):
     known = ["auto", *dict.fromkeys(sum(SCORES.values(), ()))]
     if cfg.best_metric not in known:
         fail(f"--best_metric {cfg.best_metric!r} is not a score train.py computes; choose one of {', '.join(known)}")
+    if cfg.long_texts != "truncate" and len(cfg.text_column) == 2:
+        fail(f"--long_texts {cfg.long_texts} reads one text column: a pair of texts is cut as the tokenizer cuts it "
+             f"(the longer first); use --long_texts truncate")
     if cfg.threshold is not None and not 0 < cfg.threshold < 1:
         fail(f"--threshold must be between 0 and 1, got {cfg.threshold}")
     if not cfg.label_column:
