@@ -169,6 +169,9 @@ def merge(cfg, facts, codec):
     if facts.get("long_texts") == "windows":  # a standalone model reads one window; this adapter averages them
         raise Refused("--merge: this adapter was trained with --long_texts windows, which a merged model cannot carry "
                       "(it reads one window of a text); label with predict.py, which reads every window")
+    if facts.get("long_texts") == "head_tail":
+        print("predict.py: this adapter read long texts by their first and last tokens; the merged model cuts them at "
+              "MAX_LENGTH, as transformers' pipeline does", file=sys.stderr)
     model, tokenizer, _ = load(cfg, facts, codec)
     max_length = models.within_reach(cfg.max_length or facts["max_length"], model.config, tokenizer)
     import tempfile

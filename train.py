@@ -75,22 +75,25 @@ def tokenize(batch, indices, tokenizer, max_length, long_texts="truncate", strid
     or becomes overlapping windows of max_length tokens, stride tokens shared (windows: the tokenizer's overflow), each
     a row with its text's label and text_id, whose logits inference.per_text averages into the text's."""
     texts = [batch[c] for c in ("text", "text_pair") if c in batch]
-    whole = tokenizer(*texts, verbose=False)["input_ids"]  # untruncated: how long each text is
     if long_texts == "windows":
         encoded = tokenizer(*texts, truncation=True, max_length=max_length, stride=stride,
                             return_overflowing_tokens=True)
         of = encoded.pop("overflow_to_sample_mapping")
     else:
         encoded = tokenizer(*texts, truncation=True, max_length=max_length)
-        of = list(range(len(whole)))
+        of = list(range(len(encoded["input_ids"])))
+    # only a text cut to max_length can be longer: those alone are tokenized whole, to count them (and cut them)
+    cut = sorted({i for i, w in zip(of, encoded["input_ids"]) if len(w) >= max_length})
+    whole = tokenizer(*([t[i] for i in cut] for t in texts), verbose=False) if cut else {"input_ids": []}
+    tokens = dict(zip(cut, map(len, whole["input_ids"])))
     if long_texts == "head_tail":
         head, tail = max_length // 4, max_length - max_length // 4
-        cut = {i: ids[:head] + ids[len(ids) - tail:] for i, ids in enumerate(whole) if len(ids) > max_length}
-        for key in encoded.keys():
-            encoded[key] = [(cut[i] if key == "input_ids" else [encoded[key][i][0]] * max_length) if i in cut
-                            else v for i, v in enumerate(encoded[key])]
+        for k, i in enumerate(cut):
+            if tokens[i] > max_length:
+                for key in encoded.keys():
+                    encoded[key][i] = whole[key][k][:head] + whole[key][k][tokens[i] - tail:]
     encoded["text_id"] = [indices[i] for i in of]
-    encoded["tokens"] = [len(whole[i]) for i in of]  # the text's whole length, to count the long ones
+    encoded["tokens"] = [tokens.get(i, len(w)) for i, w in zip(of, encoded["input_ids"])]  # the text's whole length
     if "label" in batch:
         encoded["label"] = [batch["label"][i] for i in of]
     encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # batches of similar length, without a pass

@@ -6,7 +6,9 @@
 - tables: a .csv, .tsv, .jsonl or .parquet file is read in one place, so a cell means the same value in both scripts;
 - inputs: what predict.py labels (arguments, standard input, a .txt or a table), read a chunk at a time and checked;
 - labelling: predict.py's model as training evaluated it, its labelling loop (every process its share), output, scores;
-- inference: the model runs on texts in one place: tokenized rows in, logits and what they say out;
+- inference: the model runs on texts in one place: tokenized rows in (a long text's windows), a text's logits out;
+- duplicates: the same text in several rows drawn (evaluation rows that are training rows, repeats, two labels);
+- label_issues: rows whose label looks wrong, by cleanlab on out-of-sample probabilities, for both scripts;
 - models: a base model's limits and needs (LoRA targets, a padding token, its longest input);
 - machine: the device, the processes under a launcher, the precision, Ctrl-C and SIGTERM;
 - scores: the scores of a prediction (scikit-learn, scipy);

@@ -116,14 +116,24 @@ def per_text(values, text_ids):
 def long_texts(rows, max_length):
     """How many of the tokenized rows' texts are longer than max_length tokens, of how many (a pair counts once)."""
     import numpy as np
-    ids, first = np.unique(np.asarray(rows["text_id"]), return_index=True)
-    return {"longer": int((np.asarray(rows["tokens"])[first] > max_length).sum()), "texts": len(ids)}
+    ids, first = np.unique(column(rows, "text_id"), return_index=True)
+    return {"longer": int((column(rows, "tokens")[first] > max_length).sum()), "texts": len(ids),
+            "rows": len(rows)}
 
 
 def texts(rows, ids):
     """The tokenized rows (windows) of the texts of these ids."""
-    wanted = set(ids)
-    return rows.select([i for i, t in enumerate(rows["text_id"]) if t in wanted])
+    import numpy as np
+    return rows.select(np.flatnonzero(np.isin(column(rows, "text_id"), list(ids))))
+
+
+def column(rows, name):
+    """A column of a datasets table as a numpy array, from its arrow data (a row at a time is slow), in the rows'
+    order (a selection's indices applied)."""
+    import numpy as np
+    if rows._indices is None:
+        return rows.data.column(name).to_numpy()
+    return np.asarray(rows.with_format("numpy")[name])
 
 
 def first_of_each(values, text_ids):
@@ -137,10 +147,10 @@ def first_of_each(values, text_ids):
 @contextlib.contextmanager
 def texts_of(scorer, rows):
     """While rows are scored, the scorer (scores.Scores) knows which text each of them is a window of."""
-    if not hasattr(scorer, "text_ids") or "text_id" not in rows.column_names:
+    if not hasattr(scorer, "text_ids") or "text_id" not in getattr(rows, "column_names", ()):
         yield
         return
-    scorer.text_ids = rows["text_id"]
+    scorer.text_ids = column(rows, "text_id")
     try:
         yield
     finally:
@@ -174,7 +184,7 @@ def logits_of(trainer, rows):
     import numpy as np
     ordered, order = by_length(rows.remove_columns([c for c in ("label",) if c in rows.column_names]))
     predicted = np.asarray(trainer.predict(ordered).predictions, dtype=np.float32)
-    return per_text(predicted, np.asarray(rows["text_id"])[order])
+    return per_text(predicted, column(rows, "text_id")[order])
 
 
 def probabilities(logits, problem):

@@ -57,6 +57,8 @@ class Labeller:
         self.evaluated_in = facts.get("evaluated_in", self.precision)
         # what training did with a text longer than max_length (adapters before LONG_TEXTS: cut)
         self.long_texts, self.stride = facts.get("long_texts", "truncate"), facts.get("stride") or 0
+        if self.stride >= self.max_length - self.tokenizer.num_special_tokens_to_add():  # --max_length made it short
+            self.stride = self.max_length // 4
 
     def logits(self, chunk, text_columns):
         """The chunk's logits over the temperature (no class changes: the same argmax), in the chunk's order."""

@@ -73,6 +73,9 @@ def window_stride(cfg, max_length, tokenizer):
     """STRIDE, or where it is None a quarter of max_length: the tokens each window shares with the next. A window holds
     max_length tokens with the special ones, so the stride must leave it some new tokens."""
     stride = cfg.stride if cfg.stride is not None else max_length // 4
+    if cfg.long_texts == "windows" and not tokenizer.is_fast:  # windows are the fast tokenizers' overflow
+        fail(f"--long_texts windows needs a fast tokenizer, and {cfg.model_name!r} has none; use --long_texts "
+             f"head_tail or truncate")
     room = max_length - tokenizer.num_special_tokens_to_add()
     if cfg.long_texts == "windows" and not 0 <= stride < room:
         fail(f"--stride {stride}: windows of {max_length} tokens ({room} of the text's) need a stride from 0 to "

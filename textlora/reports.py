@@ -160,7 +160,8 @@ def long_text(long, max_length, setting):
     return (f"{train.get('longer', 0)} of {train.get('texts', 0)} training and {evaluated.get('longer', 0)} of "
             f"{evaluated.get('texts', 0)} evaluation texts are longer than {max_length} tokens: "
             + LONG[setting].format(n=max_length) + (" (--long_texts head_tail or windows reads past it)"
-                                                    if setting == "truncate" else ""))
+                                                    if setting == "truncate" else "")
+            + (f" ({train.get('rows', 0)} training rows of windows)" if setting == "windows" else ""))
 
 
 def data_line(cfg, subsets, codec, why, class_weights, repeated, long, max_length):

@@ -27,7 +27,10 @@ GOVERNED_BY = {
     "save_strategy": EACH_EPOCH, "load_best_model_at_end": BEST, "metric_for_best_model": BEST,
     "greater_is_better": BEST, "train_sampling_strategy": "--group_by_length governs it",
     "restore_callback_states_from_checkpoint": "--resume governs it", "resume_from_checkpoint": "--resume governs it",
-    "label_names": "--label_column governs it", "do_train": "it always trains", "do_eval": "it always evaluates",
+    "label_names": "--label_column governs it",
+    "dataloader_drop_last": "every evaluation row must be scored (a text's windows, each row once)",
+    "batch_eval_metrics": "the scores are of all rows at once (scores.Scores)",
+    "do_train": "it always trains", "do_eval": "it always evaluates",
     "do_predict": "it always scores the evaluation rows", "local_rank": "the launcher (torchrun, accelerate) sets it",
     "hub_token": "use HF_TOKEN or `hf auth login` (a secret is never a setting: run.json records every setting)"}
 SET_BY_TRAIN_PY = tuple(GOVERNED_BY)
@@ -352,6 +355,7 @@ def as_the_run_started(cfg):
         assert isinstance(was, dict) and started["precision"] in ("bf16", "fp16", "no")
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
+    was = {"long_texts": "truncate", "stride": None} | was  # runs begun before LONG_TEXTS cut their texts
     if now.get("validation_size") is None and isinstance(was.get("validation_size"), int):
         cfg.validation_size = was["validation_size"]  # recorded by number (before None was the default): the same rows
     if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
