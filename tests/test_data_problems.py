@@ -90,7 +90,8 @@ def test_duplicates_and_wrong_labels_are_found_said_and_listed_where_they_are(ti
     data_line = next(line for line in proc.stdout.splitlines() if line.startswith("data:"))
     assert f"DUPLICATES: {counts['eval_rows_duplicating_a_training_row']} of the evaluation rows are also training " \
            f"rows" in data_line
-    assert f"{counts['duplicated_texts_with_different_labels']} texts have different labels" in data_line
+    n = counts["duplicated_texts_with_different_labels"]
+    assert f"{n} {'text has' if n == 1 else 'texts have'} different labels in different rows" in data_line
 
     # the headline without them equals the score of predict.py's labels of the other rows, by scikit-learn
     labelled = tmp_path / "labelled.jsonl"

@@ -43,10 +43,10 @@ def text(counts):
     said = [f"{n} of the {what} rows {'is' if n == 1 else 'are'} also training rows (case and spacing aside)"
             for what, n in (("evaluation", c.get("eval_rows_duplicating_a_training_row", 0)),
                             ("validation", c.get("validation_rows_duplicating_a_training_row", 0))) if n]
-    if c["training_rows_duplicating_another"]:
-        said.append(f"{c['training_rows_duplicating_another']} training rows repeat another")
-    if c["duplicated_texts_with_different_labels"]:
-        said.append(f"{c['duplicated_texts_with_different_labels']} texts have different labels in different rows")
+    if n := c["training_rows_duplicating_another"]:
+        said.append(f"{n} training {'row repeats' if n == 1 else 'rows repeat'} another")
+    if n := c["duplicated_texts_with_different_labels"]:
+        said.append(f"{n} {'text has' if n == 1 else 'texts have'} different labels in different rows")
     return "; ".join(said)
 
 
