@@ -76,3 +76,16 @@ def test_what_cannot_take_windows_is_refused_in_one_line(windows_run, train, tmp
         in proc.stderr, proc.stderr[-2000:]
     proc, _ = train("--long_texts", "head_tail", "--text_column", "text", "text")
     assert proc.returncode == 2 and "--long_texts head_tail reads one text column" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_max_steps_with_windows_counts_the_windows_seen(tiny_model, tiny_imdb, tmp_path):
+    out = tmp_path / "run"
+    proc = in_process("train", "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "40",
+                      "--eval_size", "20", "--max_length", "8", "--long_texts", "windows", "--max_steps", "5",
+                      "--batch_size", "4", "--mixed_precision", "no", "--output_dir", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 5 steps of 4 rows: about 20 windows (the epochs done, times the windows), whatever the texts they came from
+    said = metrics["rows"]["trained_on"]
+    assert said.startswith("40 rows of 'train' (") and " windows of the 40 texts seen: --max_steps 5" in said, said
+    assert 19 <= int(said.split("(")[1].split()[0]) <= 20, said

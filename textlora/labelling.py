@@ -57,7 +57,9 @@ class Labeller:
         self.evaluated_in = facts.get("evaluated_in", self.precision)
         # what training did with a text longer than max_length (adapters before LONG_TEXTS: cut)
         self.long_texts, self.stride = facts.get("long_texts", "truncate"), facts.get("stride") or 0
-        if self.stride >= self.max_length - self.tokenizer.num_special_tokens_to_add():  # --max_length made it short
+        if self.long_texts == "windows" and self.stride >= self.max_length - self.tokenizer.num_special_tokens_to_add():
+            print(f"predict.py: --max_length {self.max_length} leaves no room for the adapter's stride of "
+                  f"{self.stride} tokens: windows share {self.max_length // 4}", file=sys.stderr)
             self.stride = self.max_length // 4
 
     def logits(self, chunk, text_columns):

@@ -60,7 +60,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         "epochs": epoch_table(epochs, losses, prefix),
         "kept_epoch": {"epoch": epoch_of(kept), "by": best, "score": kept[prefix + best],
                        "last_epoch": epoch_of(epochs[-1]), "last_score": epochs[-1][prefix + best]},
-        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch),
+        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch, long.get("train", {}).get("rows")),
         "class_weights": class_weights,
         "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
         "train_runtime_s": result.metrics["train_runtime"],
@@ -111,14 +111,15 @@ def epoch_of(logged):
     return round(epoch) if abs(epoch - round(epoch)) < 1e-6 else round(epoch, 3)
 
 
-def rows_text(cfg, subsets, calibrated, epochs_done):
+def rows_text(cfg, subsets, calibrated, epochs_done, windows=None):
     """Which rows did what, in words, for metrics.json. epochs_done: the Trainer's count, less than NUM_EPOCHS where
-    --max_steps (or early stopping) ended the run sooner."""
+    --max_steps (or early stopping) ended the run sooner; windows: the training rows, where long texts are windows."""
     train, (eval_split, _), (validation_split, validation_size) = subsets["train"], subsets["eval"], \
         subsets["validation"]
     steps = cfg.trainer.get("max_steps", -1)
-    seen = f" ({round(epochs_done * cfg.train_size)} rows seen: --max_steps {steps}, {epochs_done:.3g} epochs)" \
-        if steps > 0 else ""
+    of = f" windows of the {cfg.train_size} texts" if cfg.long_texts == "windows" and windows else " rows"
+    seen = f" ({round(epochs_done * (windows if of != ' rows' else cfg.train_size))}{of} seen: --max_steps {steps}, " \
+        f"{epochs_done:.3g} epochs)" if steps > 0 else ""
     return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}{seen}",
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if validation_split and cfg.num_epochs > 1 else "nothing to choose: one epoch",
