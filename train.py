@@ -114,6 +114,7 @@ def main(args=None):
 
         # -- 1. data: seeded random subsets for training, evaluation and, with several epochs, validation ---
         dataset, subsets = data.load(cfg, keep_best)  # checked: splits, columns, empty rows, sizes
+        keep_best = keep_best and subsets["validation"][0] is not None  # too few rows to hold back: the last epoch
         # the kind of problem is decided here, once, from the labels: one class, several labels, or a number per text
         picked, positions = data.draw(dataset, subsets, cfg.seed)  # positions: each row's place in its split
         rows, codec, why = data.as_text_and_target(picked, dataset, cfg, subsets)

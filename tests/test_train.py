@@ -381,3 +381,25 @@ def test_calibration_rows_are_in_proportion_to_the_evaluation_rows(tiny_model, t
     assert metrics["calibration"]["fitted_on_rows"] == rows
     assert metrics["rows"]["calibrated_on"].startswith(f"{rows} rows of 'train'")
     assert f", {rows} from 'train' (no overlap) to " in proc.stdout
+
+
+def test_several_epochs_with_too_few_rows_to_hold_back_keep_the_last_and_say_so(tiny_model, tmp_path):
+    from conftest import reviews
+    data = tmp_path / "data"
+    write_split(data, "train", reviews(120, seed=1))  # 100 to train on leave 20: too few to choose an epoch by
+    write_split(data, "test", reviews(40, seed=2))
+    out = tmp_path / "run"
+    flags = ["--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "100", "--eval_size", "40",
+             "--num_epochs", "3", "--no_baseline", "--output_dir", str(out)]
+    proc = in_process("train", *flags)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["kept_epoch"]["epoch"] == metrics["kept_epoch"]["last_epoch"] == 3
+    assert metrics["rows"]["epoch_kept_chosen_on"].startswith("the last epoch: too few rows to hold some back")
+    assert metrics["calibration"] is None and metrics["data"]["validation_split"] is None
+    assert "the last of 3 epochs kept: too few rows to hold some back to choose one by" in proc.stdout
+    # the evaluation rows were never used to choose: the last epoch's adapter is the one reported
+    assert metrics["eval_accuracy"] == metrics["epochs"][-1]["accuracy"]
+    # early stopping needs rows to stop on: refused in one line, before training
+    refused = in_process("train", *flags, "--early_stopping_patience", "1", "--overwrite_output_dir")
+    assert refused.returncode == 2 and "--early_stopping_patience needs validation rows" in refused.stderr

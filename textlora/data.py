@@ -202,13 +202,18 @@ def digest(rows):
     return h.hexdigest()
 
 
-def validation_size(cfg, keep_best):
-    """VALIDATION_SIZE, or where it is None, 500 rows to choose the epoch kept by; with one epoch, where they only
-    calibrate, half as many as the evaluation rows, from 100 to 500, so that from 200 evaluation rows on calibrating
-    costs at most half of evaluating. Below 100 rows the fitted temperature scatters (bench/calibration_rows.py)."""
+def validation_size(cfg, keep_best, left, own):
+    """VALIDATION_SIZE, or where it is None: to choose the epoch kept by, 500 rows, or as many as the other subsets
+    leave (all of the data's own validation split, own), but none drawn from the training split where that leaves under
+    100 (too few rows to hold some back: the last epoch is kept, and said); with one
+    epoch, where they only calibrate, half as many as the evaluation rows, from 100 to 500, so that from 200
+    evaluation rows on calibrating costs at most half of evaluating. Below 100 rows the fitted temperature scatters
+    (bench/calibration_rows.py)."""
     if cfg.validation_size is not None:
         return cfg.validation_size
-    return 500 if keep_best else min(500, max(100, cfg.eval_size // 2))
+    if keep_best:
+        return min(500, max(left, 0)) if own or left >= 100 else 0
+    return min(500, max(100, cfg.eval_size // 2))
 
 
 def load(cfg, keep_best):
@@ -228,7 +233,10 @@ def load(cfg, keep_best):
     left = len(dataset[validation_split]) - sum(size for split, size in ((cfg.train_split, cfg.train_size),
                                                                          (eval_split, cfg.eval_size))
                                                 if split == validation_split)
-    wanted = validation_size(cfg, keep_best)
+    wanted = validation_size(cfg, keep_best, left, validation_split != cfg.train_split)
+    if keep_best and not wanted and cfg.early_stopping_patience:
+        fail(f"--early_stopping_patience needs validation rows to stop on, and {cfg.dataset_name!r} leaves too few "
+             f"({max(left, 0)}) beside the training and evaluation rows; give --validation_size, or drop the patience")
     size = wanted if keep_best and validation_split == cfg.train_split else max(0, min(wanted, left))
     subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
                "validation": (validation_split, size) if size else (None, 0)}

@@ -45,7 +45,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
     on the validation rows), per epoch, which rows did what, the calibration, the cost, the machine, the settings."""
     labels, problem = codec.names, codec.problem
     log = trainer.state.log_history
-    keep_best = cfg.num_epochs > 1
+    keep_best = cfg.num_epochs > 1 and subsets["validation"][0] is not None
     final = reported or [h for h in log if "eval_loss" in h][-1]  # the kept adapter on the evaluation rows
     prefix = "eval_validation_" if keep_best else "eval_"  # the scores that chose the epoch kept
     epochs = list({epoch_of(h): h for h in log if f"{prefix}loss" in h}.values())
@@ -122,7 +122,8 @@ def rows_text(cfg, subsets, calibrated, epochs_done, windows=None):
         f"{epochs_done:.3g} epochs)" if steps > 0 else ""
     return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}{seen}",
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
-            if validation_split and cfg.num_epochs > 1 else "nothing to choose: one epoch",
+            if validation_split and cfg.num_epochs > 1 else LAST_EPOCH if cfg.num_epochs > 1
+            else "nothing to choose: one epoch",
             "calibrated_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if calibrated else "not calibrated: a number per text" if validation_split
             else "not calibrated: no rows left to hold out",
@@ -195,11 +196,16 @@ def purpose(cfg, problem):
     return " and ".join(does) or "hold out (unused: a number per text has no probabilities to calibrate)"
 
 
+LAST_EPOCH = "the last epoch: too few rows to hold some back to choose one by (none is reported on for choosing)"
+
+
 def kept_text(metrics):
     """Which epoch's adapter was kept and why, beside the last epoch's score; nothing to say after one epoch."""
     kept = metrics["kept_epoch"]
     if len(metrics["epochs"]) == 1:
         return ""
+    if metrics["rows"]["epoch_kept_chosen_on"] == LAST_EPOCH:
+        return f"; the last of {kept['last_epoch']} epochs kept: too few rows to hold some back to choose one by"
     return (f"; epoch {kept['epoch']} of {kept['last_epoch']} kept, best by {kept['by']} on the validation rows "
             f"({kept['score']:.4f}; last epoch {kept['last_score']:.4f})")
 
