@@ -149,7 +149,6 @@ def main(args=None):
         if main_process:
             print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"], long, max_length))
 
-
         # -- 3. the model, in fp32, wrapped in LoRA; the new classification head trains in full ------------------
         import transformers
         from peft import LoraConfig, TaskType, get_peft_model

@@ -204,11 +204,10 @@ def digest(rows):
 
 def validation_size(cfg, keep_best, left, own):
     """VALIDATION_SIZE, or where it is None: to choose the epoch kept by, 500 rows, or as many as the other subsets
-    leave (all of the data's own validation split, own), but none drawn from the training split where that leaves under
-    100 (too few rows to hold some back: the last epoch is kept, and said); with one
-    epoch, where they only calibrate, half as many as the evaluation rows, from 100 to 500, so that from 200
-    evaluation rows on calibrating costs at most half of evaluating. Below 100 rows the fitted temperature scatters
-    (bench/calibration_rows.py)."""
+    leave (all of the data's own validation split, own), but none drawn from the training split where that leaves
+    under 100 (too few rows to hold some back: the last epoch is kept, and said); with one epoch, where they only
+    calibrate, half as many as the evaluation rows, from 100 to 500, so that from 200 evaluation rows on calibrating
+    costs at most half of evaluating. Below 100 rows the fitted temperature scatters (bench/calibration_rows.py)."""
     if cfg.validation_size is not None:
         return cfg.validation_size
     if keep_best:

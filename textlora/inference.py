@@ -128,12 +128,9 @@ def texts(rows, ids):
 
 
 def column(rows, name):
-    """A column of a datasets table as a numpy array, from its arrow data (a row at a time is slow), in the rows'
-    order (a selection's indices applied)."""
-    import numpy as np
-    if rows._indices is None:
-        return rows.data.column(name).to_numpy()
-    return np.asarray(rows.with_format("numpy")[name])
+    """A column of a datasets table as a numpy array, in the rows' order (a selection's indices applied), through
+    arrow: datasets' numpy format and its Column read a row at a time, seconds per 100,000 rows."""
+    return rows.select_columns([name]).with_format("arrow")[:][name].to_numpy()
 
 
 def first_of_each(values, text_ids):

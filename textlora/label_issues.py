@@ -78,6 +78,7 @@ def of_the_run(rows, positions, subsets, adapter_p, codec, thresholds, calibrate
 
     from . import baseline
     from .calibration import probabilities
+    from .reports import in_a_line
     start, problem = time.time(), codec.problem
     if problem == REGRESSION:
         return {"listed": None, "why": "a number per text: no class probabilities to contradict a label"}
@@ -103,7 +104,7 @@ def of_the_run(rows, positions, subsets, adapter_p, codec, thresholds, calibrate
         try:  # each set on its own: the baseline failing on the training rows leaves the adapter's lists
             found_here = listed(true, p(), problem, codec, at)
         except Exception as e:  # broad on purpose: cleanlab refuses a set too small or of one class its own ways
-            failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            failed[name] = in_a_line(e)
             continue
         counts[name] = len(found_here)
         picked = rows[name].select([i for i, *_ in found_here]) if found_here else None

@@ -206,7 +206,7 @@ def report(cfg, facts, codec, labeller, source, done, label_columns, scored):
 def list_label_issues(source, positions, true, logits, codec, labeller, path):
     """The scored rows whose label the adapter's probabilities contradict (textlora/label_issues.py, as train.py
     lists its own), written to path; the output and its scores stand whatever this does."""
-    from . import label_issues
+    from . import label_issues, reports
     from .inference import probabilities  # the logits are divided by the temperature already
     if codec.problem == REGRESSION:
         print("labels that look wrong: not looked for (a number per text has no class probabilities)")
@@ -215,8 +215,8 @@ def list_label_issues(source, positions, true, logits, codec, labeller, path):
         n = label_issues.of_a_file(source.data, positions, true, probabilities(logits, codec.problem), codec,
                                    labeller.threshold, source.text_columns, labeller.temperature != 1.0, path)
     except Exception as e:  # broad on purpose: cleanlab refuses small or one-class sets its own ways
-        print(f"predict.py: the label issues could not be listed ({type(e).__name__}: "
-              f"{str(e).splitlines()[0] if str(e) else ''}); the output and its scores are written", file=sys.stderr)
+        print(f"predict.py: the label issues could not be listed ({reports.in_a_line(e)}); the output and its scores "
+              f"are written", file=sys.stderr)
         return
     print(f"labels that look wrong (cleanlab, the adapter's probabilities): {n} of {len(true)} scored rows, listed in "
           f"{path}, most suspicious first")

@@ -27,6 +27,11 @@ def run_loss(log, steps):
     return total / max(steps, 1)
 
 
+def in_a_line(e):
+    """An exception as the one line that says what failed: its type and the first line of its message."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def extra(what, work, otherwise=None):
     """work() for something a run adds to the adapter and its scores (the calibration, the baseline, the curves, the
     summary), or, where it fails, one line saying so and `otherwise`: the run it adds to is never lost to it."""
@@ -34,7 +39,7 @@ def extra(what, work, otherwise=None):
     try:
         return work()
     except Exception as e:  # broad on purpose: scikit-learn, scipy, matplotlib and the data each fail their own way
-        print(f"train.py: {what} could not be made ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        print(f"train.py: {what} could not be made ({in_a_line(e)}); "
               f"the adapter and its scores are written without it", file=sys.stderr)
         return otherwise
 
