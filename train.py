@@ -19,7 +19,7 @@ from typing import Literal
 
 # the plumbing, one concern a module (textlora/__init__.py lists them); none imports torch until it is needed
 from textlora import Refused, baseline, calibration, data, duplicates, files, label_issues, machine, models, reports, \
-    scores, settings
+    scores, search, settings
 from textlora.hub import go_offline_without_hub
 from textlora.labels import REGRESSION
 
@@ -52,6 +52,7 @@ THRESHOLD: float | None = None          # several labels: a label is given past 
 BASELINE = True                         # TF-IDF + logistic regression (ridge for numbers) on the same rows, to compare
 LABEL_ISSUES = True                     # rows whose label looks wrong (cleanlab), listed in OUTPUT_DIR/label_issues.csv
 EARLY_STOPPING_PATIENCE: int | None = None  # stop after this many epochs without a better BEST_METRIC; None: off
+SEARCH_TRIALS = 0                       # > 0: trials (Optuna, on validation rows) pick the 4 settings above from these
 CLASS_WEIGHTS: list[str] = []           # loss weight per class (or label): balanced (inverse frequency), or numbers
 REPORT_TO = "none"                      # live curves through the Trainer: tensorboard, trackio, wandb, mlflow, ...
 OUTPUT_DIR = "outputs/distilbert-imdb-lora"  # where the run is written
@@ -100,6 +101,56 @@ def tokenize(batch, indices, tokenizer, max_length, long_texts="truncate", strid
     return encoded
 
 
+def lora_model(cfg, base_name, config):
+    """The base model in fp32 wrapped in LoRA, the new classification head trained in full: the run's, and each trial's
+    in a search. Returns it, what loading it said, the head's names, and why LoRA went on the layers it did."""
+    import transformers
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from textlora import inference
+    transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values
+    # A saved head with another number of classes (a model tuned for 2, data with 4) is replaced by a fresh one.
+    model, loading = data.load_or_fail("model", cfg.model_name, "--model_name", "cannot be loaded",
+                                       lambda: inference.load_model(base_name, config=config,
+                                                                    ignore_mismatched_sizes=True,
+                                                                    output_loading_info=True,
+                                                                    trust_remote_code=cfg.trust_remote_code))
+    targets, targets_why = models.target_modules(model, cfg)  # the seed's q_lin: each backbone's own query
+    head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
+    model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                             lora_dropout=cfg.lora_dropout, target_modules=targets,
+                                             modules_to_save=list(head)))  # a copy: peft appends to it
+    return model, loading, head, targets_why
+
+
+def training_arguments(cfg, device, precision, keep_best, best, **changed):
+    """The Trainer's settings: the run's, and with `changed` each trial's in a search."""
+    from transformers import TrainingArguments
+    return TrainingArguments(**{
+        "output_dir": cfg.output_dir,
+        "learning_rate": cfg.learning_rate,
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.eval_batch_size or machine.eval_batch_size(device, precision),
+        "num_train_epochs": cfg.num_epochs,
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "logging_steps": max(1, -(-cfg.train_size // cfg.batch_size) // 25),  # about 25 points an epoch on the curve
+        "load_best_model_at_end": keep_best,  # the best epoch's adapter is kept, chosen on validation rows
+        "metric_for_best_model": ("validation_" if keep_best else "") + best,
+        "greater_is_better": best not in scores.LOWER_IS_BETTER,
+        "seed": cfg.seed,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "train_sampling_strategy": "group_by_length" if cfg.group_by_length else "random",
+        "report_to": cfg.report_to,
+        "use_cpu": device == "cpu",
+        "dataloader_pin_memory": device == "cuda",
+        "restore_callback_states_from_checkpoint": True,  # early stopping counts on across a resume
+        **cfg.trainer,  # every other TrainingArguments field given as a flag: --weight_decay 0.01, ...
+        **changed,
+    })
+
+
 def read_settings(args=None):
     """The settings above as flags: --train_size 200, ... (or args, a list of them)."""
     return settings.read_settings(__file__, globals(), args)
@@ -113,8 +164,12 @@ def main(args=None):
         resume_from, started = settings.check_settings(cfg)  # before anything heavy: a bad flag is refused at once
 
         # -- 1. data: seeded random subsets for training, evaluation and, with several epochs, validation ---
-        dataset, subsets = data.load(cfg, keep_best)  # checked: splits, columns, empty rows, sizes
+        # a search may choose several epochs: its validation rows are drawn as for several
+        dataset, subsets = data.load(cfg, keep_best or cfg.search_trials > 0)  # checked: splits, columns, sizes
         keep_best = keep_best and subsets["validation"][0] is not None  # too few rows to hold back: the last epoch
+        if cfg.search_trials and subsets["validation"][0] is None:
+            raise Refused(f"--search_trials scores each trial on validation rows, and {cfg.dataset_name!r} leaves "
+                          f"too few beside the training and evaluation rows; give --validation_size, or no search")
         # the kind of problem is decided here, once, from the labels: one class, several labels, or a number per text
         picked, positions = data.draw(dataset, subsets, cfg.seed)  # positions: each row's place in its split
         rows, codec, why = data.as_text_and_target(picked, dataset, cfg, subsets)
@@ -150,73 +205,66 @@ def main(args=None):
             print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"], long, max_length))
 
         # -- 3. the model, in fp32, wrapped in LoRA; the new classification head trains in full ------------------
-        import transformers
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        transformers.set_seed(cfg.seed)  # the new head and the LoRA matrices start from random values
         for keys, value in ((("attention_dropout", "attention_probs_dropout_prob"), cfg.attention_dropout),
                             (("dropout", "hidden_dropout_prob"), cfg.hidden_dropout)):  # DistilBERT's, BERT's names
             for key in keys:
                 if hasattr(config, key):
                     setattr(config, key, value)
-        # A saved head with another number of classes (a model tuned for 2, data with 4) is replaced by a fresh one.
-        model, loading = data.load_or_fail(*model_error, lambda: inference.load_model(
-            base_name, config=config, ignore_mismatched_sizes=True, output_loading_info=True, trust_remote_code=remote))
-        targets, targets_why = models.target_modules(model, cfg)  # the seed's q_lin: each backbone's own query
-        head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout,
-                                                 target_modules=targets,
-                                                 modules_to_save=list(head)))  # a copy: peft appends to it
-        if main_process:
-            print(reports.model_line(model, cfg, head, labels, loading, max_length, targets_why))
+        model, loading, head, targets_why = lora_model(cfg, base_name, config)  # loaded (and cached) here first
 
     # -- 4. train, evaluating and saving a checkpoint at each epoch end ---------------------------------
-    from transformers import EarlyStoppingCallback, TrainingArguments
+    from transformers import EarlyStoppingCallback
 
     from textlora.inference import Trainer  # transformers' own, evaluating rows in the order given (sorted by length)
     device = machine.device_type()
     # a resumed run goes on in the precision it started in, not in one measured again
     precision, speed = (started["precision"], started["speed"]) if started else \
         machine.choose_precision(cfg.mixed_precision, device, main_process)
-    pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
     # Rows are evaluated sorted by length, as predict.py labels them, so that both run the same batches.
-    # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
     eval_rows = inference.by_length(tokenized["eval"])[0]
-    choose_on = {"validation": inference.by_length(tokenized["validation"])[0]} if keep_best else eval_rows
+    validation_rows = inference.by_length(tokenized["validation"])[0] if tokenized.get("validation") is not None \
+        else None
     scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
-    args = TrainingArguments(**{
-        "output_dir": cfg.output_dir,
-        "learning_rate": cfg.learning_rate,
-        "per_device_train_batch_size": cfg.batch_size,
-        "per_device_eval_batch_size": cfg.eval_batch_size or machine.eval_batch_size(device, precision),
-        "num_train_epochs": cfg.num_epochs,
-        "eval_strategy": "epoch",
-        "save_strategy": "epoch",
-        "logging_steps": max(1, -(-cfg.train_size // cfg.batch_size) // 25),  # about 25 points an epoch on the curve
-        "load_best_model_at_end": keep_best,
-        "metric_for_best_model": ("validation_" if keep_best else "") + best,
-        "greater_is_better": best not in scores.LOWER_IS_BETTER,
-        "seed": cfg.seed,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "train_sampling_strategy": "group_by_length" if cfg.group_by_length else "random",
-        "report_to": cfg.report_to,
-        "use_cpu": device == "cpu",
-        "dataloader_pin_memory": device == "cuda",
-        "restore_callback_states_from_checkpoint": True,  # early stopping counts on across a resume
-        **cfg.trainer,  # every other TrainingArguments field given as a flag: --weight_decay 0.01, ...
-    })
-    trainer = Trainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=choose_on,
-                      data_collator=inference.PadWithin(tokenizer, limit=max_length, multiple=pad_to),
-                      processing_class=tokenizer, compute_metrics=scorer,
-                      compute_loss_func=data.weighted_loss(class_weights, problem) if class_weights else None,
-                      callbacks=[reports.log_at_epoch_end()] + ([EarlyStoppingCallback(cfg.early_stopping_patience)]
-                                                                if keep_best and cfg.early_stopping_patience else []))
+
+    def trainer_of(args, scored_on, **model):  # the run's Trainer, and each trial's in a search
+        return Trainer(**model, args=args, train_dataset=tokenized["train"], eval_dataset=scored_on,
+                       data_collator=inference.PadWithin(tokenizer, limit=max_length, multiple=pad_to),
+                       processing_class=tokenizer, compute_metrics=scorer,
+                       compute_loss_func=data.weighted_loss(class_weights, problem) if class_weights else None,
+                       callbacks=[reports.log_at_epoch_end()] + (
+                           [EarlyStoppingCallback(cfg.early_stopping_patience)]
+                           if args.load_best_model_at_end and cfg.early_stopping_patience else []))
 
     if main_process:
         settings.start_run(cfg, {"precision": precision, "speed": speed, "rows_digest": drawn,
-                                 "processes": args.world_size})  # run.json: what --resume goes on with
+                                 "processes": machine.processes()})  # run.json: what --resume goes on with
+    pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
+    searched = None
+    if cfg.search_trials:  # the settings chosen on the validation rows alone; the evaluation rows are not given to it
+        def fresh_model(trial_settings):  # a trial's model, built as the final run's is
+            fresh = lora_model(trial_settings, base_name, config)[0]
+            inference.fit_to_the_chip(fresh, device, precision)
+            return fresh
+        trials = search.Trials(cfg, fresh_model, best, best not in scores.LOWER_IS_BETTER)
+        with machine.stop_cleanly_on_signals(cfg.output_dir):
+            cfg, searched = search.run(cfg, trainer_of(training_arguments(cfg, device, precision, False, best,
+                                                                          **search.EACH_TRIAL),
+                                                       validation_rows, model_init=trials.model_init),
+                                       trials, subsets["validation"][1])
+        if main_process:
+            print(search.line(searched))
+            reports.extra("the search's plot", lambda: search.save_plot(os.path.join(cfg.output_dir, search.PLOT),
+                                                                         searched))
+        keep_best = cfg.num_epochs > 1
+        model, loading, head, targets_why = lora_model(cfg, base_name, config)  # the best trial's settings
+        inference.fit_to_the_chip(model, device, precision)
+    if main_process:
+        print(reports.model_line(model, cfg, head, labels, loading, max_length, targets_why))
+    # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
+    args = training_arguments(cfg, device, precision, keep_best, best)
+    trainer = trainer_of(args, {"validation": validation_rows} if keep_best else eval_rows, model=model)
+
+    if main_process:
         print(f"training on {args.device} in {machine.precision_text(precision, speed)}, {args.world_size} "
               f"process(es): {cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
               + (f", but --max_steps {args.max_steps} decides how long" if args.max_steps > 0 else "")
@@ -251,6 +299,7 @@ def main(args=None):
         metrics["baseline"] = reports.extra("the baseline", lambda: baseline.score(
             rows["train"], rows["eval"], problem, labels, cfg.threshold or 0.5, tuned_on))
     metrics["duplicates"] = repeated["counts"]
+    metrics["search"] = search.summary(searched) if searched else None  # searched: over what, what won
     if repeated["eval_rows"]:  # the headline again, on the evaluation rows no training row repeats
         metrics["eval_without_duplicates"] = reports.extra("the score without duplicates", lambda: duplicates.
                                                            scores_without(scorer, calibrated, repeated["eval_rows"],
@@ -277,6 +326,9 @@ def main(args=None):
     # -- 6. summary: the score, three evaluation rows as the model now labels them, how to load it ----------
     reports.extra("the summary", lambda: reports.print_summary(cfg, metrics, codec, rows["eval"].select(examples),
                                                               example_logits, adapter_dir))
+    if searched:
+        print(f"the search's trials ({cfg.output_dir}/{search.RECORD}, {search.PLOT}; the final run's settings: "
+              f"{cfg.output_dir}/{search.BEST_SETTINGS}):\n{search.table(searched)}")
 
 
 def fail(message):

@@ -94,12 +94,16 @@ def stop_cleanly_on_signals(out):
         yield
     except KeyboardInterrupt:
         if rank_zero():
+            from .search import STORAGE
             from .settings import is_checkpoint, whole
             saved = os.path.isdir(out) and any(is_checkpoint(d) and whole(os.path.join(out, d))
                                                for d in os.listdir(out))
-            print(f"\ninterrupted; run again with --resume (and the same flags) to continue from the last checkpoint "
-                  f"in {out}" if saved else f"\ninterrupted before the first checkpoint (saved at each epoch's end): "
-                  f"nothing to resume; run again with --overwrite_output_dir to start over in {out}", file=sys.stderr)
+            searched = os.path.exists(os.path.join(out, STORAGE))
+            again = "run again with --resume (and the same flags)"
+            print(f"\ninterrupted; {again} to continue from the last checkpoint in {out}" if saved
+                  else f"\ninterrupted; {again} to go on with the search from the trials done in {out}" if searched
+                  else f"\ninterrupted before the first checkpoint (saved at each epoch's end): nothing to resume; "
+                  f"run again with --overwrite_output_dir to start over in {out}", file=sys.stderr)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)  # None: not set from Python

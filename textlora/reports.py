@@ -4,6 +4,7 @@ import os
 from .duplicates import text as duplicates_text
 from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
 from .scores import SCORES
+from .search import card_text as search_card_text
 
 
 def log_at_epoch_end():
@@ -272,6 +273,7 @@ pipeline_tag: text-classification
 {metrics['lora_target_modules']}; trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {metrics['kept_epoch']['last_epoch']} \
 epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}
+- Settings: {search_card_text(metrics['search']) if metrics.get('search') else "as given (no search)"}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
 {kept_text(metrics)}{baseline_text(metrics)}{without_duplicates_text(metrics)}
 - Calibration: {calibration_text(metrics) if metrics["calibration"] else NOT_CALIBRATED}

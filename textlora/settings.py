@@ -9,6 +9,8 @@ from .files import remove, writable
 from .labels import AS_THEY_ARE
 from .machine import processes
 from .scores import SCORES
+from .search import FILES as SEARCH_FILES
+from .search import STORAGE as SEARCH_STORAGE
 
 
 # TrainingArguments fields that train.py sets from its own settings (or that a launcher sets, or that hold a secret),
@@ -195,6 +197,8 @@ def check_settings(cfg):
                  "max_length", "lora_r", "early_stopping_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.search_trials < 0:
+        fail(f"--search_trials must be 0 (no search) or more, got {cfg.search_trials}")
     for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
         if not 0 <= getattr(cfg, name) < 1:
             fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
@@ -248,18 +252,19 @@ def check_settings(cfg):
     checkpoints = sorted((d for d in entries if is_checkpoint(d) and whole(os.path.join(out, d))),
                          key=lambda d: int(d.split("-")[1]))
     finished = "adapter" in entries or "metrics.json" in entries
+    searching = SEARCH_STORAGE in entries and not finished  # a search's trials, kept: --resume goes on from them
     if os.path.exists(out) and not os.path.isdir(out):
         fail(f"--output_dir {out!r} is a file, not a folder")
     if cfg.resume and cfg.overwrite_output_dir:
         fail("--resume and --overwrite_output_dir contradict each other; pick one")
-    if cfg.resume and not checkpoints:
+    if cfg.resume and not checkpoints and not searching:
         fail(f"--resume: {out!r} holds no checkpoint to continue from")
     if cfg.resume and finished:
         fail(f"--resume: the run in {out!r} has already finished")
     if not cfg.resume and not cfg.overwrite_output_dir and finished:
         fail(f"{out!r} already holds a finished run; pass --overwrite_output_dir to replace it, "
              f"or choose another --output_dir")
-    if not cfg.resume and not cfg.overwrite_output_dir and checkpoints:
+    if not cfg.resume and not cfg.overwrite_output_dir and (checkpoints or searching):
         fail(f"{out!r} holds an unfinished run; pass --resume to continue it or --overwrite_output_dir to start over")
     if cfg.overwrite_output_dir and (other := next((e for e in sorted(entries)
                                                     if not is_run_file(e, os.path.join(out, e))), None)):
@@ -272,7 +277,7 @@ def check_settings(cfg):
     writable(out, "--output_dir", out)
     if not cfg.resume:
         return None, None
-    return os.path.join(out, checkpoints[-1]), as_the_run_started(cfg)
+    return os.path.join(out, checkpoints[-1]) if checkpoints else None, as_the_run_started(cfg)
 
 
 # What train.py writes in OUTPUT_DIR, and all that --overwrite_output_dir may remove: checkpoint-N/ folders, these,
@@ -281,7 +286,7 @@ def check_settings(cfg):
 RUN_RECORD = "run.json"
 
 
-RUN_FILES = ("adapter", "metrics.json", "training_curves.png", "label_issues.csv", RUN_RECORD, "runs")
+RUN_FILES = ("adapter", "metrics.json", "training_curves.png", "label_issues.csv", RUN_RECORD, "runs", *SEARCH_FILES)
 
 
 def start_run(cfg, facts):
@@ -290,6 +295,7 @@ def start_run(cfg, facts):
     from .files import write_json
     if cfg.overwrite_output_dir:
         remove_earlier_run(cfg.output_dir)  # asked for: no old checkpoint mixes with the new ones
+    os.makedirs(cfg.output_dir, exist_ok=True)
     write_json(os.path.join(cfg.output_dir, RUN_RECORD), {"settings": vars(cfg), **facts})
 
 
