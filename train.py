@@ -226,12 +226,12 @@ def main(args=None):
         else None
     scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
 
-    def trainer_of(args, scored_on, **model):  # the run's Trainer, and each trial's in a search
+    def trainer_of(args, scored_on, callbacks=(), **model):  # the run's Trainer, and each trial's in a search
         return Trainer(**model, args=args, train_dataset=tokenized["train"], eval_dataset=scored_on,
                        data_collator=inference.PadWithin(tokenizer, limit=max_length, multiple=pad_to),
                        processing_class=tokenizer, compute_metrics=scorer,
                        compute_loss_func=data.weighted_loss(class_weights, problem) if class_weights else None,
-                       callbacks=[reports.log_at_epoch_end()] + (
+                       callbacks=[reports.log_at_epoch_end(), *callbacks] + (
                            [EarlyStoppingCallback(cfg.early_stopping_patience)]
                            if args.load_best_model_at_end and cfg.early_stopping_patience else []))
 
@@ -245,12 +245,12 @@ def main(args=None):
             fresh = lora_model(trial_settings, base_name, config)[0]
             inference.fit_to_the_chip(fresh, device, precision)
             return fresh
-        trials = search.Trials(cfg, fresh_model, best, best not in scores.LOWER_IS_BETTER)
-        with machine.stop_cleanly_on_signals(cfg.output_dir):
-            cfg, searched = search.run(cfg, trainer_of(training_arguments(cfg, device, precision, False, best,
-                                                                          **search.EACH_TRIAL),
-                                                       validation_rows, model_init=trials.model_init),
-                                       trials, subsets["validation"][1])
+        trials = search.trials_of(cfg, fresh_model, best, best not in scores.LOWER_IS_BETTER)
+        each = training_arguments(cfg, device, precision, False, best, **search.EACH_TRIAL)
+        with machine.stop_cleanly_on_signals(cfg.output_dir):  # best_settings.json fixes what is chosen again
+            cfg, searched = search.run(cfg, trainer_of(each, validation_rows, [trials], model_init=trials.model_init),
+                                       trials, {"validation_size": subsets["validation"][1], "mixed_precision":
+                                                precision, "eval_batch_size": each.per_device_eval_batch_size})
         if main_process:
             print(search.line(searched))
             reports.extra("the search's plot", lambda: search.save_plot(os.path.join(cfg.output_dir, search.PLOT),

@@ -136,6 +136,51 @@ def test_a_search_without_validation_rows_or_with_a_negative_count_is_refused(ti
     del flags[at:at + 2]
     run = in_process("train", *flags)
     assert run.returncode == 2 and "--search_trials scores each trial on validation rows" in run.stderr, run.stderr
-    assert run.stderr.count("\n") == 1 and not os.path.exists(out)
+    assert run.stderr.count("train.py: error:") == 1 and "Traceback" not in run.stderr and not os.path.exists(out)
     run = in_process("train", *tiny_run(tiny_model, tiny_imdb, out, "--search_trials", "-1"))
     assert run.returncode == 2 and "--search_trials must be 0" in run.stderr and not os.path.exists(out)
+    run = in_process("train", *tiny_run(tiny_model, tiny_imdb, out, "--search_trials", "2", "--max_steps", "5"))
+    assert run.returncode == 2 and "drop one of --max_steps and --search_trials" in run.stderr, run.stderr
+    assert run.stderr.count("\n") == 1 and not os.path.exists(out)
+
+
+def test_the_pruner_stops_the_lowest_quarter_only():
+    """Four trials scored 0.5, 0.6, 0.7 and 0.8 at an epoch: a fifth at 0.55 is in their lowest quarter (below
+    0.575, counted by hand) and stopped; one at 0.65 goes on."""
+    import optuna
+
+    from textlora import search
+    study = optuna.create_study(direction="maximize", pruner=search.pruner(several=False))
+    for score in (0.5, 0.6, 0.7, 0.8):
+        trial = study.ask()
+        trial.report(score, step=50)
+        study.tell(trial, score)
+    for score, pruned in ((0.55, True), (0.65, False)):
+        trial = study.ask()
+        trial.report(score, step=50)
+        assert trial.should_prune() == pruned, score
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE,
+                   values=None if pruned else score)
+    assert isinstance(search.pruner(several=True), optuna.pruners.NopPruner)
+
+
+def test_a_trial_scores_the_epoch_the_final_run_would_keep_and_stops_where_it_would():
+    """With EARLY_STOPPING_PATIENCE 1, epochs scored 0.80, 0.79, 0.85: the run stops after the second and keeps the
+    first, so the trial's score is 0.80 (not 0.85), and it stops there too; without patience, 0.85."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from textlora import search
+    for patience, expected, stops_after in ((1, 0.80, 2), (None, 0.85, None)):
+        cfg = SimpleNamespace(seed=0, learning_rate=1e-3, lora_r=4, lora_alpha=32, num_epochs=1,
+                              early_stopping_patience=patience)
+        trials = search.trials_of(cfg, lambda settings: object(), "accuracy", greater=True)
+        trials.model_init(None)
+        stopped = None
+        for epoch, score in enumerate((0.80, 0.79, 0.85), 1):
+            control = TrainerControl()
+            if stopped is None:
+                trials.on_evaluate(None, None, control, metrics={"eval_accuracy": score})
+                stopped = epoch if control.should_training_stop else None
+        assert stopped == stops_after and trials.objective({"eval_accuracy": 0.85}) == expected

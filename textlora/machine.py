@@ -94,14 +94,16 @@ def stop_cleanly_on_signals(out):
         yield
     except KeyboardInterrupt:
         if rank_zero():
-            from .search import STORAGE
+            from .search import RECORD, STORAGE
             from .settings import is_checkpoint, whole
             saved = os.path.isdir(out) and any(is_checkpoint(d) and whole(os.path.join(out, d))
                                                for d in os.listdir(out))
             searched = os.path.exists(os.path.join(out, STORAGE))
+            what = "train the final run, the search done," if os.path.exists(os.path.join(out, RECORD)) else \
+                "go on with the search from the trials done"
             again = "run again with --resume (and the same flags)"
             print(f"\ninterrupted; {again} to continue from the last checkpoint in {out}" if saved
-                  else f"\ninterrupted; {again} to go on with the search from the trials done in {out}" if searched
+                  else f"\ninterrupted; {again} to {what} in {out}" if searched
                   else f"\ninterrupted before the first checkpoint (saved at each epoch's end): nothing to resume; "
                   f"run again with --overwrite_output_dir to start over in {out}", file=sys.stderr)
         sys.exit(130)

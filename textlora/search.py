@@ -42,54 +42,108 @@ def with_settings(cfg, chosen):
     return out
 
 
-class Trials:
-    """The Trainer's model_init, hp_space and compute_objective, sharing the trial under way: its validation scores
-    by epoch (kept with the trial in Optuna's storage) and, as its objective, the best of them so far, the epoch the
-    final run would keep."""
+def trials_of(cfg, build, metric, greater):
+    """The Trainer's model_init, hp_space and compute_objective, and a callback of its, sharing the trial under way:
+    its validation scores by epoch (kept with the trial in Optuna's storage) and, as its objective, the score of the
+    epoch the final run would keep: the best so far, and with EARLY_STOPPING_PATIENCE none after the run would have
+    stopped (the trial stops there too)."""
+    from transformers import TrainerCallback
 
-    def __init__(self, cfg, build, metric, greater):
-        self.cfg, self.build, self.key, self.greater = cfg, build, f"eval_{metric}", greater
-        self.over, self.trial, self.scores = space(cfg), None, []
+    class Trials(TrainerCallback):
+        def __init__(self):
+            self.cfg, self.build, self.key, self.greater = cfg, build, f"eval_{metric}", greater
+            self.over, self.trial, self.trainer = space(cfg), None, None
+            self.scores, self.kept, self.since = [], None, 0
 
-    def model_init(self, trial=None):
-        import transformers
-        self.trial, self.scores = trial, []
-        model = self.build(self.cfg if trial is None else with_settings(self.cfg, suggest(trial, self.over)))
-        # the trial trains from the random state the final run trains from (its Trainer seeds once the model is built)
-        transformers.set_seed(self.cfg.seed)
-        return model
+        def model_init(self, trial=None):
+            import transformers
+            self.release()  # the last trial's model, before the next is built (a pruned trial's is still held)
+            self.trial, self.scores, self.kept, self.since = trial, [], None, 0
+            model = self.build(self.cfg if trial is None else with_settings(self.cfg, suggest(trial, self.over)))
+            # the trial trains from the random state the final run trains from (its Trainer seeds once the model is
+            # built)
+            transformers.set_seed(self.cfg.seed)
+            return model
 
-    def hp_space(self, trial):
-        chosen = suggest(trial, self.over)
-        return {"learning_rate": chosen["learning_rate"], "num_train_epochs": chosen["num_epochs"]}  # the Trainer's
+        def release(self):
+            import gc
 
-    def objective(self, metrics):
-        self.scores.append(metrics[self.key])
-        if self.trial is not None:
-            self.trial.set_user_attr("validation", list(self.scores))
-        return (max if self.greater else min)(self.scores)
+            import torch
+            if self.trainer is not None:
+                self.trainer.model = self.trainer.model_wrapped = self.trainer.optimizer = None
+                self.trainer.lr_scheduler = None
+                self.trainer.accelerator.clear()
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        def hp_space(self, trial):
+            chosen = suggest(trial, self.over)
+            return {"learning_rate": chosen["learning_rate"], "num_train_epochs": chosen["num_epochs"]}  # Trainer's
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            """Before the objective is asked (the Trainer calls back from evaluate): the epoch's score, and as the
+            run's early stopping would, a stop after EARLY_STOPPING_PATIENCE epochs without a strictly better one."""
+            score = metrics[self.key]
+            self.scores.append(score)
+            if self.trial is not None:
+                self.trial.set_user_attr("validation", list(self.scores))
+            if self.since is None:  # stopped: a later evaluation (the Trainer's own after training) counts not
+                return
+            if self.kept is None or (score > self.kept if self.greater else score < self.kept):
+                self.kept, self.since = score, 0
+            else:
+                self.since += 1
+            if self.cfg.early_stopping_patience and self.since >= self.cfg.early_stopping_patience:
+                control.should_training_stop, self.since = True, None
+
+        def objective(self, metrics):
+            return self.kept if self.kept is not None else metrics[self.key]
+
+    return Trials()
 
 
-def run(cfg, trainer, trials, validation_size):
+def pruner(several):
+    """A trial in the lowest quarter at an epoch (of the trials before it there) is stopped, from the 4th trial on.
+    Optuna's percentile is of the trials kept: 75 prunes the lowest quarter. None under a launcher: a pruned trial
+    stops on rank 0 alone, and the other processes would wait for it at their next step."""
+    import optuna
+    return optuna.pruners.NopPruner() if several else optuna.pruners.PercentilePruner(75.0, n_startup_trials=3)
+
+
+def run(cfg, trainer, trials, fixed):
     """The search, or what a kill left of it: returns the final run's settings (the best trial's) and the record
-    (search.json), on every process. Rank 0 alone asks Optuna; the Trainer hands each trial to the others."""
+    (search.json), on every process. Rank 0 alone asks Optuna; the Trainer hands each trial to the others. fixed: what
+    best_settings.json fixes by value (the validation rows' number, the precision, the evaluation batch size)."""
     import optuna
     from optuna.trial import TrialState
+    from sqlalchemy.engine import URL
 
+    from . import fail
     from .machine import processes, rank_zero
     several = processes() > 1
-    storage = f"sqlite:///{os.path.abspath(os.path.join(cfg.output_dir, STORAGE))}"
+    # by URL.create, not a formatted string: a ? or % in OUTPUT_DIR would put the storage elsewhere
+    storage = URL.create("sqlite", database=os.path.abspath(os.path.join(cfg.output_dir, STORAGE))).render_as_string(
+        hide_password=False)
     direction = "maximize" if trials.greater else "minimize"
     study_settings = {
         "storage": storage, "study_name": STUDY, "load_if_exists": True,
-        "sampler": optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=max(2, cfg.search_trials // 3)),
-        # a pruned trial stops on rank 0 alone, and the other processes would wait for it at their next step
-        "pruner": optuna.pruners.NopPruner() if several else optuna.pruners.PercentilePruner(25.0, n_startup_trials=3)}
+        "pruner": pruner(several),
+        # a trial that fails (out of memory, scores of a diverged model) is recorded as such, and the search goes on;
+        # under a launcher the other processes would wait for it: the run stops
+        "catch": () if several else (RuntimeError, ValueError), "gc_after_trial": True}
     left = [0]
     if rank_zero():
-        study = optuna.create_study(direction=direction, **study_settings)
+        study = optuna.create_study(direction=direction, **{k: v for k, v in study_settings.items()
+                                                            if k not in ("catch", "gc_after_trial")})
+        if study.direction.name.lower() != direction:  # Optuna keeps a loaded study's own
+            fail(f"--resume: the search in {cfg.output_dir!r} chose by the other direction of its score; start over "
+                 f"with --overwrite_output_dir")
         for cut in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # under way at a kill: again
             study.tell(cut.number, state=TrialState.FAIL)
+        # seeded by the trials there are: after a resume the sampler does not ask again for the trials it asked for
+        study_settings["sampler"] = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials),
+                                                               n_startup_trials=max(2, cfg.search_trials // 3))
         own = {name: getattr(cfg, name) for name in SEARCHED}
         if not any(t.params == own for t in study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING))):
@@ -99,14 +153,21 @@ def run(cfg, trainer, trials, validation_size):
     if several:
         from accelerate.utils import broadcast_object_list
         broadcast_object_list(left)
+    trials.trainer = trainer
     if left[0]:
         trainer.hyperparameter_search(direction=direction, backend="optuna", hp_space=trials.hp_space,
                                       n_trials=left[0], compute_objective=trials.objective, **study_settings)
+    trials.release()  # the last trial's model, before the final run's is built
+    trials.trainer = None
     found = [None]
     if rank_zero():
-        found = [record_of(optuna.load_study(study_name=STUDY, storage=storage), cfg, trials, direction, several)]
+        study = optuna.load_study(study_name=STUDY, storage=storage)
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            fail(f"--search_trials: none of the {len(study.trials)} trials finished (search.db and the messages "
+                 f"above say why); fix that and run again with --resume, or start over with --overwrite_output_dir")
+        found = [record_of(study, cfg, trials, direction, several)]
         best = with_settings(cfg, found[0]["best"]["settings"])
-        write_json(os.path.join(cfg.output_dir, BEST_SETTINGS), settings_of(best, validation_size))
+        write_json(os.path.join(cfg.output_dir, BEST_SETTINGS), settings_of(best, fixed))
         write_json(os.path.join(cfg.output_dir, RECORD), found[0])
     if several:
         broadcast_object_list(found)
@@ -121,7 +182,7 @@ def record_of(study, cfg, trials, direction, several):
     key = trials.key.replace("eval_", "validation_", 1)
     rows = [{"trial": t.number, "settings": t.params, f"{key}_by_epoch": t.user_attrs.get("validation", []),
              "value": t.value if t.value is not None else (list(t.intermediate_values.values()) or [None])[-1],
-             "state": {TrialState.FAIL: "cut short (a kill or a failure)"}.get(t.state, t.state.name.lower()),
+             "state": {TrialState.FAIL: "failed or cut short"}.get(t.state, t.state.name.lower()),
              "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
              if t.datetime_complete and t.datetime_start else None}
             for t in study.trials if t.state != TrialState.WAITING]
@@ -132,7 +193,7 @@ def record_of(study, cfg, trials, direction, several):
             "trials_asked": cfg.search_trials, "trials_done": len(done),
             "pruned": sum(t.state == TrialState.PRUNED for t in done),
             "pruner": "none (several processes: a trial stops on all of them or none)" if several
-            else "Optuna PercentilePruner, 25th percentile, from the 4th trial on",
+            else "Optuna PercentilePruner: the lowest quarter at an epoch, from the 4th trial on",
             "epochs_run": sum(len(r[f"{key}_by_epoch"]) for r in rows),
             "epochs_asked": sum(r["settings"].get("num_epochs", 0) for r in rows),
             "seconds": sum(r["seconds"] or 0 for r in rows),
@@ -141,13 +202,14 @@ def record_of(study, cfg, trials, direction, several):
             "trials": rows}
 
 
-def settings_of(cfg, validation_size):
-    """best_settings.json: the final run's settings as a settings file, with no search, the validation rows by
-    number (the search drew them as for several epochs; one epoch alone would draw other ones) and its own OUTPUT_DIR
-    beside this one (the searched run stays as it is)."""
+def settings_of(cfg, fixed):
+    """best_settings.json: the final run's settings as a settings file, with no search; by value what would otherwise
+    be chosen again: the validation rows' number (the search drew them as for several epochs; one epoch alone would
+    draw other ones), the precision (auto measures again) and the evaluation batch size; and its own OUTPUT_DIR beside
+    this one (the searched run stays as it is)."""
     from .settings import RUN_CONTROL
-    return {k: v for k, v in vars(cfg).items() if k not in RUN_CONTROL} | {
-        "search_trials": 0, "validation_size": validation_size, "output_dir": cfg.output_dir.rstrip("/\\") + "-best"}
+    return {k: v for k, v in vars(cfg).items() if k not in RUN_CONTROL} | fixed | {
+        "search_trials": 0, "output_dir": cfg.output_dir.rstrip("/\\") + "-best"}
 
 
 def summary(found):

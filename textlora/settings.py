@@ -199,6 +199,9 @@ def check_settings(cfg):
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
     if cfg.search_trials < 0:
         fail(f"--search_trials must be 0 (no search) or more, got {cfg.search_trials}")
+    if cfg.search_trials and (cfg.trainer.get("max_steps") or -1) > 0:
+        fail(f"--max_steps {cfg.trainer['max_steps']} would train every trial as long, and the epochs the search "
+             f"chooses would change nothing; drop one of --max_steps and --search_trials")
     for name in ("lora_dropout", "attention_dropout", "hidden_dropout"):
         if not 0 <= getattr(cfg, name) < 1:
             fail(f"--{name} must be in [0, 1), got {getattr(cfg, name)}")
