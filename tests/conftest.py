@@ -28,6 +28,17 @@ if "PYTEST_XDIST_WORKER" in os.environ:  # set in the workers only; they inherit
     os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 # A process that aborts or crashes (SIGABRT, SIGSEGV) prints the Python stack of every thread to its stderr first.
 os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
+# The libraries' log handlers write to the stream that was sys.stderr when each was made. Made inside a test, that is
+# capsys's stream (closed when the test ends) or in_process's, and a log line of a later test in the worker fails
+# ("--- Logging error ---" and a traceback on its stderr), depending on which test a worker ran first. Made here, at
+# collection, they hold the session's own.
+import datasets.utils.logging  # noqa: E402
+import optuna.logging  # noqa: E402
+import transformers.utils.logging  # noqa: E402
+
+for library in (datasets.utils.logging, transformers.utils.logging, optuna.logging):
+    library.get_verbosity()  # configures the library's handler now, where it is done lazily
 GOOD = "great wonderful superb brilliant loved excellent moving beautiful".split()
 BAD = "awful terrible boring dull hated worst poor waste".split()
 FILLER = "the a film movie plot actor scene story it was and this of with".split()
