@@ -167,9 +167,6 @@ def main(args=None):
         # a search may choose several epochs: its validation rows are drawn as for several
         dataset, subsets = data.load(cfg, keep_best or cfg.search_trials > 0)  # checked: splits, columns, sizes
         keep_best = keep_best and subsets["validation"][0] is not None  # too few rows to hold back: the last epoch
-        if cfg.search_trials and subsets["validation"][0] is None:
-            raise Refused(f"--search_trials scores each trial on validation rows, and {cfg.dataset_name!r} leaves "
-                          f"too few beside the training and evaluation rows; give --validation_size, or no search")
         # the kind of problem is decided here, once, from the labels: one class, several labels, or a number per text
         picked, positions = data.draw(dataset, subsets, cfg.seed)  # positions: each row's place in its split
         rows, codec, why = data.as_text_and_target(picked, dataset, cfg, subsets)
@@ -241,11 +238,11 @@ def main(args=None):
     pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
     searched = None
     if cfg.search_trials:  # the settings chosen on the validation rows alone; the evaluation rows are not given to it
-        def fresh_model(trial_settings):  # a trial's model, built as the final run's is
-            fresh = lora_model(trial_settings, base_name, config)[0]
-            inference.fit_to_the_chip(fresh, device, precision)
-            return fresh
-        trials = search.trials_of(cfg, fresh_model, best, best not in scores.LOWER_IS_BETTER)
+        def fresh(settings_of_the_trial):  # a model of the trial's settings, built and fitted as the final run's
+            built = lora_model(settings_of_the_trial, base_name, config)
+            inference.fit_to_the_chip(built[0], device, precision)
+            return built
+        trials = search.trials_of(cfg, lambda chosen: fresh(chosen)[0], best, best not in scores.LOWER_IS_BETTER)
         each = training_arguments(cfg, device, precision, False, best, **search.EACH_TRIAL)
         with machine.stop_cleanly_on_signals(cfg.output_dir):  # best_settings.json fixes what is chosen again
             cfg, searched = search.run(cfg, trainer_of(each, validation_rows, [trials], model_init=trials.model_init),
@@ -256,8 +253,7 @@ def main(args=None):
             reports.extra("the search's plot", lambda: search.save_plot(os.path.join(cfg.output_dir, search.PLOT),
                                                                          searched))
         keep_best = cfg.num_epochs > 1
-        model, loading, head, targets_why = lora_model(cfg, base_name, config)  # the best trial's settings
-        inference.fit_to_the_chip(model, device, precision)
+        model, loading, head, targets_why = fresh(cfg)  # the best trial's settings
     if main_process:
         print(reports.model_line(model, cfg, head, labels, loading, max_length, targets_why))
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.

@@ -236,6 +236,9 @@ def load(cfg, keep_best):
     if keep_best and not wanted and cfg.early_stopping_patience:
         fail(f"--early_stopping_patience needs validation rows to stop on, and {cfg.dataset_name!r} leaves too few "
              f"({max(left, 0)}) beside the training and evaluation rows; give --validation_size, or drop the patience")
+    if not wanted and cfg.search_trials:
+        fail(f"--search_trials scores each trial on validation rows, and {cfg.dataset_name!r} leaves too few "
+             f"({max(left, 0)}) beside the training and evaluation rows; give --validation_size, or no search")
     size = wanted if keep_best and validation_split == cfg.train_split else max(0, min(wanted, left))
     subsets = {"train": (cfg.train_split, cfg.train_size), "eval": (eval_split, cfg.eval_size),
                "validation": (validation_split, size) if size else (None, 0)}

@@ -35,6 +35,11 @@ def suggest(trial, over):
             "num_epochs": trial.suggest_int("num_epochs", *over["num_epochs"])}
 
 
+def own_settings(cfg):
+    """The run's own values of the settings searched: its first trial."""
+    return {name: getattr(cfg, name) for name in SEARCHED}
+
+
 def with_settings(cfg, chosen):
     out = copy.copy(cfg)  # not dataclasses.replace: cfg.trainer is no field of it
     for name, value in chosen.items():
@@ -126,16 +131,10 @@ def run(cfg, trainer, trials, fixed):
     storage = URL.create("sqlite", database=os.path.abspath(os.path.join(cfg.output_dir, STORAGE))).render_as_string(
         hide_password=False)
     direction = "maximize" if trials.greater else "minimize"
-    study_settings = {
-        "storage": storage, "study_name": STUDY, "load_if_exists": True,
-        "pruner": pruner(several),
-        # a trial that fails (out of memory, scores of a diverged model) is recorded as such, and the search goes on;
-        # under a launcher the other processes would wait for it: the run stops
-        "catch": () if several else (RuntimeError, ValueError), "gc_after_trial": True}
+    study_settings = {"storage": storage, "study_name": STUDY, "load_if_exists": True, "pruner": pruner(several)}
     left = [0]
     if rank_zero():
-        study = optuna.create_study(direction=direction, **{k: v for k, v in study_settings.items()
-                                                            if k not in ("catch", "gc_after_trial")})
+        study = optuna.create_study(direction=direction, **study_settings)
         if study.direction.name.lower() != direction:  # Optuna keeps a loaded study's own
             fail(f"--resume: the search in {cfg.output_dir!r} chose by the other direction of its score; start over "
                  f"with --overwrite_output_dir")
@@ -144,7 +143,7 @@ def run(cfg, trainer, trials, fixed):
         # seeded by the trials there are: after a resume the sampler does not ask again for the trials it asked for
         study_settings["sampler"] = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials),
                                                                n_startup_trials=max(2, cfg.search_trials // 3))
-        own = {name: getattr(cfg, name) for name in SEARCHED}
+        own = own_settings(cfg)
         if not any(t.params == own for t in study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING))):
             study.enqueue_trial(own)
@@ -155,8 +154,11 @@ def run(cfg, trainer, trials, fixed):
         broadcast_object_list(left)
     trials.trainer = trainer
     if left[0]:
+        # a trial that fails (out of memory, scores of a diverged model) is recorded as such, and the search goes on;
+        # under a launcher the other processes would wait for it: the run stops
         trainer.hyperparameter_search(direction=direction, backend="optuna", hp_space=trials.hp_space,
-                                      n_trials=left[0], compute_objective=trials.objective, **study_settings)
+                                      n_trials=left[0], compute_objective=trials.objective, gc_after_trial=True,
+                                      catch=() if several else (RuntimeError, ValueError), **study_settings)
     trials.release()  # the last trial's model, before the final run's is built
     trials.trainer = None
     found = [None]
@@ -187,7 +189,7 @@ def record_of(study, cfg, trials, direction, several):
              if t.datetime_complete and t.datetime_start else None}
             for t in study.trials if t.state != TrialState.WAITING]
     best = study.best_trial
-    own = {name: getattr(cfg, name) for name in SEARCHED}
+    own = own_settings(cfg)
     first = next((r for r in rows if r["settings"] == own and r["state"] == "complete"), None)
     return {"metric": key, "direction": direction, "space": trials.over, "log_scale": ["learning_rate"],
             "trials_asked": cfg.search_trials, "trials_done": len(done),
