@@ -44,6 +44,7 @@ def test_a_search_leaves_its_trials_and_settings_that_reproduce_the_final_run(ti
     assert all(len(t["validation_accuracy_by_epoch"]) <= t["settings"]["num_epochs"] for t in found["trials"])
     assert os.path.getsize(os.path.join(out, "search.png")) > 0 and os.path.exists(os.path.join(out, "search.db"))
     assert "trial" in run.stdout.split("the search's trials")[-1] and "best" in run.stdout.split("search: ")[-1]
+    assert "100 from 'train' (no overlap) to score the search's trials and calibrate" in run.stdout  # the data line
 
     # the final run trained with the best trial's settings, and says so in metrics.json and the card
     metrics = read(out, "metrics.json")

@@ -198,7 +198,8 @@ def purpose(cfg, problem):
     """What the validation rows do, in words."""
     calibrate = {SINGLE: "calibrate the probabilities", REGRESSION: None,
                  MULTI: "calibrate the probabilities" + ("" if cfg.threshold else " and choose each label's threshold")}
-    does = [d for d in ("choose the epoch kept" if cfg.num_epochs > 1 else None, calibrate[problem]) if d]
+    does = [d for d in ("score the search's trials" if cfg.search_trials else None,
+                        "choose the epoch kept" if cfg.num_epochs > 1 else None, calibrate[problem]) if d]
     return " and ".join(does) or "hold out (unused: a number per text has no probabilities to calibrate)"
 
 
