@@ -18,8 +18,8 @@ import time
 from typing import Literal
 
 # the plumbing, one concern a module (textlora/__init__.py lists them); none imports torch until it is needed
-from textlora import Refused, baseline, calibration, data, duplicates, files, label_issues, machine, models, reports, \
-    scores, search, settings
+from textlora import Refused, baseline, calibration, data, duplicates, few_rows, files, label_issues, machine, \
+    models, reports, scores, search, settings
 from textlora.hub import go_offline_without_hub
 from textlora.labels import REGRESSION
 
@@ -47,6 +47,7 @@ TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA: DistilBER
 LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # passes over the training rows; evaluation and a checkpoint after each
+MIN_EPOCH_ROWS = 1000                   # fewer training rows: an epoch passes over them until it saw this many; 0: once
 BEST_METRIC = "auto"                    # the epoch kept is the best at it; auto: accuracy, micro_f1 or rmse by problem
 THRESHOLD: float | None = None          # several labels: a label is given past it; None: its best F1 on validation rows
 BASELINE = True                         # TF-IDF + logistic regression (ridge for numbers) on the same rows, to compare
@@ -134,14 +135,15 @@ def training_arguments(cfg, device, precision, keep_best, best, **changed):
         "num_train_epochs": cfg.num_epochs,
         "eval_strategy": "epoch",
         "save_strategy": "epoch",
-        "logging_steps": max(1, -(-cfg.train_size // cfg.batch_size) // 25),  # about 25 points an epoch on the curve
+        # about 25 points an epoch on the curve
+        "logging_steps": max(1, -(-cfg.train_size * few_rows.passes(cfg) // cfg.batch_size) // 25),
         "load_best_model_at_end": keep_best,  # the best epoch's adapter is kept, chosen on validation rows
         "metric_for_best_model": ("validation_" if keep_best else "") + best,
         "greater_is_better": best not in scores.LOWER_IS_BETTER,
         "seed": cfg.seed,
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
-        "train_sampling_strategy": "group_by_length" if cfg.group_by_length else "random",
+        "train_sampling_strategy": few_rows.sampling(cfg),  # few rows: the order few_rows.repeated made
         "report_to": cfg.report_to,
         "use_cpu": device == "cpu",
         "dataloader_pin_memory": device == "cuda",
@@ -222,9 +224,10 @@ def main(args=None):
     validation_rows = inference.by_length(tokenized["validation"])[0] if tokenized.get("validation") is not None \
         else None
     scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
+    trained_on = few_rows.repeated(tokenized["train"], cfg)  # few rows: each epoch passes over them several times
 
     def trainer_of(args, scored_on, callbacks=(), **model):  # the run's Trainer, and each trial's in a search
-        return Trainer(**model, args=args, train_dataset=tokenized["train"], eval_dataset=scored_on,
+        return Trainer(**model, args=args, train_dataset=trained_on, eval_dataset=scored_on,
                        data_collator=inference.PadWithin(tokenizer, limit=max_length, multiple=pad_to),
                        processing_class=tokenizer, compute_metrics=scorer,
                        compute_loss_func=data.weighted_loss(class_weights, problem) if class_weights else None,
@@ -263,6 +266,7 @@ def main(args=None):
     if main_process:
         print(f"training on {args.device} in {machine.precision_text(precision, speed)}, {args.world_size} "
               f"process(es): {cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
+              + (f" of {few_rows.passes(cfg)} passes over the rows" if few_rows.passes(cfg) > 1 else "")
               + (f", but --max_steps {args.max_steps} decides how long" if args.max_steps > 0 else "")
               + (f", resuming from {resume_from} in the precision the run started in" if resume_from else ""))
     start = time.time()

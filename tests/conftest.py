@@ -176,7 +176,7 @@ def train(tiny_model, tiny_imdb, tmp_path):
     def run(*flags, output_dir=None, in_a_process=False):
         output_dir = output_dir or str(tmp_path / "run")
         flags = ("--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
-                 "--validation_size", "100", "--output_dir", output_dir, *flags)
+                 "--min_epoch_rows", "0", "--validation_size", "100", "--output_dir", output_dir, *flags)
         return (run_train(*flags) if in_a_process else in_process("train", *flags)), output_dir
     return run
 
@@ -187,8 +187,8 @@ def trained(tiny_model, tiny_imdb, tmp_path_factory):
     (its stdout, output_dir)."""
     def build(folder):
         proc = in_process("train", "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                          "--eval_size", "100", "--validation_size", "100", "--num_epochs", "3", "--mixed_precision",
-                          "no", "--output_dir", str(folder / "run"))
+                          "--min_epoch_rows", "0", "--eval_size", "100", "--validation_size", "100", "--num_epochs",
+                          "3", "--mixed_precision", "no", "--output_dir", str(folder / "run"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         (folder / "stdout.txt").write_text(proc.stdout)
     folder = built_once(tmp_path_factory, "trained", build)

@@ -39,7 +39,8 @@ def accuracy_of(adapter, base, data, split="test", n=100):
 def test_the_best_epoch_is_chosen_on_validation_rows_and_reported_on_others(tiny_model, overfitting_data, tmp_path):
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", overfitting_data, "--train_size", "200",
-                      "--eval_size", "100", "--num_epochs", "3", "--mixed_precision", "no", "--output_dir", out)
+                      "--min_epoch_rows", "0", "--eval_size", "100", "--num_epochs", "3", "--mixed_precision", "no",
+                      "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "200 from 'validation' to choose the epoch kept" in proc.stdout  # the data's own split, all of it
     metrics = json.load(open(os.path.join(out, "metrics.json")))
@@ -71,8 +72,9 @@ def test_the_best_epoch_is_chosen_on_validation_rows_and_reported_on_others(tiny
 def test_early_stopping_ends_the_run_after_epochs_without_improvement(tiny_model, overfitting_data, tmp_path):
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", overfitting_data, "--train_size", "200",
-                      "--eval_size", "100", "--num_epochs", "6", "--early_stopping_patience", "2",
-                      "--mixed_precision", "no", "--best_metric", "macro_f1", "--output_dir", out)
+                      "--min_epoch_rows", "0", "--eval_size", "100", "--num_epochs", "6",
+                      "--early_stopping_patience", "2", "--mixed_precision", "no", "--best_metric", "macro_f1",
+                      "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     kept = metrics["kept_epoch"]

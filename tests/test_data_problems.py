@@ -166,7 +166,7 @@ def test_evaluation_rows_that_are_all_training_rows_are_said_and_the_run_finishe
     datasets.Dataset.from_dict(copied, features=features).to_parquet(str(data / "test-00000-of-00001.parquet"))
     out = tmp_path / "run"
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "200",
-                      "--eval_size", "40", "--label_names", "none", "--output_dir", str(out))
+                      "--min_epoch_rows", "0", "--eval_size", "40", "--label_names", "none", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_without_duplicates"] == {"rows": 0, "left_out": 40}

@@ -11,7 +11,8 @@ from conftest import BAD, GOOD, in_process
 def windows_run(tiny_model, tiny_imdb, tmp_path_factory):
     out = tmp_path_factory.mktemp("windows") / "run"
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                      "--eval_size", "100", "--validation_size", "100", "--max_length", "8", "--long_texts", "windows",
+                      "--min_epoch_rows", "0", "--eval_size", "100", "--validation_size", "100", "--max_length", "8",
+                      "--long_texts", "windows",
                       "--num_epochs", "2",
                       "--mixed_precision", "no", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]

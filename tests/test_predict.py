@@ -196,8 +196,8 @@ def test_a_decoder_without_a_padding_token_trains_predicts_and_merges(tiny_decod
     from transformers import AutoTokenizer, pipeline
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_decoder, "--dataset_name", tiny_imdb, "--train_size", "200",
-                      "--eval_size", "40", "--target_modules", "all-linear", "--mixed_precision", "no", "--output_dir",
-                      out)
+                      "--min_epoch_rows", "0", "--eval_size", "40", "--target_modules", "all-linear",
+                      "--mixed_precision", "no", "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert ("LoRA on 14 layers (down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj) + head score"
             in proc.stdout)

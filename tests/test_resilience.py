@@ -18,7 +18,7 @@ from textlora.settings import whole  # a checkpoint counts once its trainer_stat
 def tiny_run(tiny_model, tiny_imdb, out, *flags):
     """The flags of a run of the tiny model on the tiny data, in fp32, into out."""
     return ["--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size", "100",
-            "--validation_size", "100", "--mixed_precision", "no", "--output_dir", out, *flags]
+            "--min_epoch_rows", "0", "--validation_size", "100", "--mixed_precision", "no", "--output_dir", out, *flags]
 
 
 def start_train(tiny_model, tiny_imdb, out, *flags, output=None):
@@ -68,7 +68,7 @@ def everything_said(proc, logs):
 def test_two_processes_on_cpu(launcher, tiny_model, tiny_imdb, tmp_path):
     out, logs = str(tmp_path / "ddp"), tmp_path / "logs"
     proc = launch(launcher, logs, "--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200",
-                  "--eval_size", "100", "--output_dir", out)
+                  "--min_epoch_rows", "0", "--eval_size", "100", "--output_dir", out)
     assert proc.returncode == 0, everything_said(proc, logs)
     assert "terminate called" not in everything_said(proc, logs)  # every process left cleanly
     assert len(list(logs.rglob("stderr.log"))) == 2, "one log per rank"

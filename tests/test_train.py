@@ -171,7 +171,7 @@ def refused_in_process(tiny_model, tiny_imdb, tmp_path, *flags):
     out = tmp_path / "run"
     with pytest.raises(Refused) as refusal:
         recipe.main(["--model_name", tiny_model, "--dataset_name", tiny_imdb, "--train_size", "200", "--eval_size",
-                     "100", "--validation_size", "100", "--output_dir", str(out), *flags])
+                     "100", "--min_epoch_rows", "0", "--validation_size", "100", "--output_dir", str(out), *flags])
     message = str(refusal.value)
     assert message and "\n" not in message and not out.exists(), message
     return message

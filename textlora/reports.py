@@ -1,6 +1,7 @@
 """Results and reports: metrics.json's parts, the model card, the curves, the lines printed, the summary."""
 import os
 
+from . import few_rows
 from .duplicates import text as duplicates_text
 from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
 from .scores import SCORES
@@ -126,7 +127,8 @@ def rows_text(cfg, subsets, calibrated, epochs_done, windows=None):
     of = f" windows of the {cfg.train_size} texts" if cfg.long_texts == "windows" and windows else " rows"
     seen = f" ({round(epochs_done * (windows if of != ' rows' else cfg.train_size))}{of} seen: --max_steps {steps}, " \
         f"{epochs_done:.3g} epochs)" if steps > 0 else ""
-    return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}{seen}",
+    passes = few_rows.text(cfg)
+    return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}{seen}" + (f", {passes}" if passes else ""),
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if validation_split and cfg.num_epochs > 1 else LAST_EPOCH if cfg.num_epochs > 1
             else "nothing to choose: one epoch",
@@ -143,6 +145,7 @@ def adapter_facts(cfg, codec, precision, metrics):
             "label_codec": codec.to_json(),
             "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
             "long_texts": cfg.long_texts, "stride": metrics["long_texts"]["stride"],
+            "passes_per_epoch": few_rows.passes(cfg),  # few rows: each epoch passed over them this many times
             "threshold": cfg.threshold or 0.5, "max_length": metrics["max_length"],
             "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
             "pad_token_id": metrics["pad_token_id_added"],
@@ -183,9 +186,11 @@ def data_line(cfg, subsets, codec, why, class_weights, repeated, long, max_lengt
     kind = {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
             MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
             REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
-    return (f"data: {cfg.train_size} rows from {train_split!r} for training, {cfg.eval_size} from {source} for "
-            f"evaluation" + (f", {validation_size} from {chooser} to {purpose(cfg, codec.problem)}"
-                             if validation_split else "") + "; " + kind
+    passes = few_rows.text(cfg)
+    return (f"data: {cfg.train_size} rows from {train_split!r} for training" + (f" ({passes})" if passes else "")
+            + f", {cfg.eval_size} from {source} for evaluation"
+            + (f", {validation_size} from {chooser} to {purpose(cfg, codec.problem)}" if validation_split else "")
+            + "; " + kind
             + f" (column {' '.join(map(repr, cfg.label_column))}: {why})"
             + (f"; pairs of texts from {' and '.join(cfg.text_column)}" if len(cfg.text_column) == 2 else "")
             + (f"; loss weights {', '.join(f'{w:.3g}' for w in class_weights)}" if class_weights else "")

@@ -197,6 +197,8 @@ def check_settings(cfg):
                  "max_length", "lora_r", "early_stopping_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.min_epoch_rows < 0:
+        fail(f"--min_epoch_rows must be 0 (each epoch passes over the rows once) or more, got {cfg.min_epoch_rows}")
     if cfg.search_trials < 0:
         fail(f"--search_trials must be 0 (no search) or more, got {cfg.search_trials}")
     if cfg.search_trials and (cfg.trainer.get("max_steps") or -1) > 0:
@@ -365,6 +367,8 @@ def as_the_run_started(cfg):
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
     was = {"long_texts": "truncate", "stride": None} | was  # runs begun before LONG_TEXTS cut their texts
+    if "min_epoch_rows" not in was:  # begun before MIN_EPOCH_ROWS: each epoch passed over the rows once
+        cfg.min_epoch_rows = was["min_epoch_rows"] = 0
     if now.get("validation_size") is None and isinstance(was.get("validation_size"), int):
         cfg.validation_size = was["validation_size"]  # recorded by number (before None was the default): the same rows
     if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
