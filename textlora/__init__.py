@@ -2,6 +2,8 @@
 
 - settings: train.py's settings as flags (and a settings file), their checks, the run folder, --resume;
 - data: the data set loaded, checked and drawn; the labels as targets; loss weights;
+- few_rows: how many times an epoch passes over few training rows (MIN_EPOCH_ROWS), and in what order;
+- search: the settings chosen by Optuna trials on the validation rows (SEARCH_TRIALS), kept in SQLite for a resume;
 - labels: a label value becomes a class id (or 0/1 per label, or a number) in one place, recorded with the adapter;
 - tables: a .csv, .tsv, .jsonl or .parquet file is read in one place, so a cell means the same value in both scripts;
 - inputs: what predict.py labels (arguments, standard input, a .txt or a table), read a chunk at a time and checked;

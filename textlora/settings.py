@@ -4,7 +4,7 @@ OUTPUT_DIR and what --overwrite_output_dir may remove, and what --resume goes on
 import json
 import os
 
-from . import fail
+from . import fail, few_rows
 from .files import remove, writable
 from .labels import AS_THEY_ARE
 from .machine import processes
@@ -27,7 +27,7 @@ GOVERNED_BY = {
     "use_cpu": "the device governs it (a GPU where there is one; CUDA_VISIBLE_DEVICES= for the CPU)",
     "dataloader_pin_memory": "the device governs it (pinned on a GPU)", "eval_strategy": EACH_EPOCH,
     "save_strategy": EACH_EPOCH, "load_best_model_at_end": BEST, "metric_for_best_model": BEST,
-    "greater_is_better": BEST, "train_sampling_strategy": "--group_by_length governs it",
+    "greater_is_better": BEST, "train_sampling_strategy": "--group_by_length and --min_epoch_rows govern it",
     "restore_callback_states_from_checkpoint": "--resume governs it", "resume_from_checkpoint": "--resume governs it",
     "label_names": "--label_column governs it",
     "dataloader_drop_last": "every evaluation row must be scored (a text's windows, each row once)",
@@ -182,7 +182,12 @@ def settings_file(path):
     except (OSError, ValueError) as e:
         fail(f"settings file {path!r} cannot be read: {getattr(e, 'strerror', None) or str(e).splitlines()[0]}")
     if isinstance(values, dict) and isinstance(values.get("settings"), dict):  # run.json: what a run started with
-        values = {k: v for k, v in values["settings"].items() if k not in RUN_CONTROL}
+        values = {"min_epoch_rows": 0} | {k: v for k, v in values["settings"].items() if k not in RUN_CONTROL}
+    # A run recorded before MIN_EPOCH_ROWS (its run.json, or its search's best_settings.json, which holds every
+    # setting and search_trials 0) passed over its rows once an epoch: so it does again.
+    if isinstance(values, dict) and values.get("search_trials") == 0 and {"output_dir", "seed", "validation_size",
+                                                                          "eval_batch_size"} <= set(values):
+        values = {"min_epoch_rows": 0} | values
     if not isinstance(values, dict):
         fail(f"settings file {path!r} holds no JSON object of settings")
     if not isinstance(values.get("trainer") or {}, dict):
@@ -197,8 +202,9 @@ def check_settings(cfg):
                  "max_length", "lora_r", "early_stopping_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.min_epoch_rows < 0:
-        fail(f"--min_epoch_rows must be 0 (each epoch passes over the rows once) or more, got {cfg.min_epoch_rows}")
+    if not 0 <= cfg.min_epoch_rows <= few_rows.MOST_ROWS:
+        fail(f"--min_epoch_rows must be from 0 (each epoch passes over the rows once) to {few_rows.MOST_ROWS:,}, got "
+             f"{cfg.min_epoch_rows}")
     if cfg.search_trials < 0:
         fail(f"--search_trials must be 0 (no search) or more, got {cfg.search_trials}")
     if cfg.search_trials and (cfg.trainer.get("max_steps") or -1) > 0:
@@ -358,6 +364,7 @@ def as_the_run_started(cfg):
         if cfg.num_epochs > 1:  # its epochs were scored on the evaluation rows: no epoch to keep could be chosen
             fail(f"--resume: the run in {cfg.output_dir!r} was started by an earlier train.py, which chose the epoch "
                  f"kept on the evaluation rows; start over with --overwrite_output_dir")
+        cfg.min_epoch_rows = 0  # begun before MIN_EPOCH_ROWS too: each epoch passed over the rows once
         return None  # one epoch: nothing to choose; its precision is measured again, as it was then
     try:
         with open(path, encoding="utf-8") as f:
