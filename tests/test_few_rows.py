@@ -112,13 +112,13 @@ def test_a_run_of_few_rows_stopped_and_resumed_ends_as_a_straight_one(tiny_model
     import torch
     from safetensors.torch import load_file
     from test_resilience import start_train, tiny_run, wait_for
-    few = ("--train_size", "100", "--min_epoch_rows", "400", "--num_epochs", "2")  # 4 passes: 100 steps an epoch
+    few = ("--train_size", "100", "--min_epoch_rows", "200", "--num_epochs", "2")  # 2 passes: 50 steps an epoch
     straight, out = str(tmp_path / "straight"), str(tmp_path / "stopped")
     done = in_process("train", *tiny_run(tiny_model, tiny_imdb, straight, *few))
     assert done.returncode == 0 and "1 epoch(s)" not in done.stdout, done.stderr[-3000:]
-    assert "2 epoch(s) of 4 passes over the rows" in done.stdout
+    assert "2 epoch(s) of 2 passes over the rows" in done.stdout
     proc = start_train(tiny_model, tiny_imdb, out, *few)
-    wait_for(os.path.join(out, "checkpoint-100"), proc)  # epoch 1 of 2 saved
+    wait_for(os.path.join(out, "checkpoint-50"), proc)  # epoch 1 of 2 saved
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-3000:]

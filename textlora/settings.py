@@ -375,7 +375,7 @@ def as_the_run_started(cfg):
         fail(f"--resume: {path!r} is not the record train.py writes; start over with --overwrite_output_dir")
     was = {"long_texts": "truncate", "stride": None} | was  # runs begun before LONG_TEXTS cut their texts
     if "min_epoch_rows" not in was:  # begun before MIN_EPOCH_ROWS: each epoch passed over the rows once
-        cfg.min_epoch_rows = was["min_epoch_rows"] = 0
+        cfg.min_epoch_rows = 0
     if now.get("validation_size") is None and isinstance(was.get("validation_size"), int):
         cfg.validation_size = was["validation_size"]  # recorded by number (before None was the default): the same rows
     if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
