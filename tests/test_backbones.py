@@ -60,7 +60,8 @@ def test_train_py_with_another_backbone_by_name_alone_trains_and_predict_py_agre
     tiny(model_type, vocab_size=5 + len(GOOD + BAD + FILLER), max_position_embeddings=128).save_pretrained(str(folder))
     out = tmp_path / "run"
     proc = in_process("train", "--model_name", str(folder), "--dataset_name", tiny_imdb, "--train_size", "100",
-                      "--eval_size", "200", "--mixed_precision", "no", "--output_dir", str(out))
+                      "--min_epoch_rows", "0", "--eval_size", "200", "--mixed_precision", "no",
+                      "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     query = BACKBONES[model_type][0]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("model:"))

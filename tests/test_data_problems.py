@@ -78,7 +78,8 @@ def test_duplicates_and_wrong_labels_are_found_said_and_listed_where_they_are(ti
     splits, flipped = user_data(data, kind)
     out = tmp_path / "run"
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "400",
-                      "--eval_size", "200", "--num_epochs", "3", "--output_dir", str(out), "--mixed_precision", "no",
+                      "--min_epoch_rows", "0", "--eval_size", "200", "--num_epochs", "3", "--output_dir", str(out),
+                      "--mixed_precision", "no",
                       "--problem_type", "regression" if kind == "number" else "auto")
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())

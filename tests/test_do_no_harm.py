@@ -163,7 +163,7 @@ def test_classes_spelled_none_and_na_are_those_classes_in_a_csv_too(tiny_model, 
         f.writelines(json.dumps(r) + "\n" for r in rows)
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(tmp_path / "rows.jsonl"),
-                      "--label_column", "tag", "--train_size", "40", "--eval_size", "20",
+                      "--label_column", "tag", "--min_epoch_rows", "0", "--train_size", "40", "--eval_size", "20",
                       "--mixed_precision", "no", "--label_names", "none", "--output_dir", out, "--no_baseline")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "rows.csv", "w", newline="") as f:
@@ -294,8 +294,8 @@ def test_a_tsv_file_is_read_as_tab_separated_by_both_scripts(tiny_model, tmp_pat
         f.writelines(["text\tlabel\n"] + [f'{t}, truly 12" good\t{y}\n' for t, y in zip(data["text"], data["label"])])
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(tmp_path / "reviews.tsv"),
-                      "--train_size", "30", "--eval_size", "10", "--mixed_precision", "no", "--output_dir", out,
-                      "--label_names", "none")
+                      "--min_epoch_rows", "0", "--train_size", "30", "--eval_size", "10", "--mixed_precision", "no",
+                      "--output_dir", out, "--label_names", "none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = in_process("predict", os.path.join(out, "adapter"), "--file", str(tmp_path / "reviews.tsv"), "--output",
                       str(tmp_path / "out.csv"), "--mixed_precision", "no")
@@ -325,8 +325,8 @@ def test_an_extra_that_fails_leaves_the_adapter_and_its_scores(tiny_model, tmp_p
         f.writelines(json.dumps(r) + "\n" for r in rows)
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", str(tmp_path / "letters.jsonl"),
-                      "--label_column", "tags", "--train_size", "30", "--eval_size", "15", "--validation_size", "15",
-                      "--mixed_precision", "no", "--output_dir", out)
+                      "--label_column", "tags", "--min_epoch_rows", "0", "--train_size", "30", "--eval_size", "15",
+                      "--validation_size", "15", "--mixed_precision", "no", "--output_dir", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     said = [line for line in proc.stderr.splitlines() if "could not be made" in line]
     assert len(said) == 1 and "the baseline" in said[0] and "empty vocabulary" in said[0], proc.stderr[-3000:]
@@ -371,7 +371,8 @@ def test_train_py_on_what_the_hostile_read_tried(case, tiny_model, tiny_imdb, tm
     data = write_lines(tmp_path / name, content) if name else tiny_imdb
     out = str(tmp_path / "run")
     proc = in_process("train", "--model_name", tiny_model, "--dataset_name", data, "--train_size", "30",
-                      "--eval_size", "10", "--mixed_precision", "no", "--output_dir", out, "--no_baseline", *flags)
+                      "--min_epoch_rows", "0", "--eval_size", "10", "--mixed_precision", "no", "--output_dir", out,
+                      "--no_baseline", *flags)
     if words is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert json.load(open(os.path.join(out, "metrics.json")))["eval_accuracy"] is not None

@@ -109,7 +109,8 @@ def test_predict_py_on_the_evaluation_rows_says_what_metrics_json_says(case, tin
     names = renaming(kind) if naming == "renamed" else None
     out = str(tmp_path / "run")
     train.main(["--model_name", tiny_model, "--dataset_name", str(data), "--train_size", "48", "--eval_size", "16",
-                "--num_epochs", "1", "--mixed_precision", "no", "--batch_size", "8", "--output_dir", out,
+                "--num_epochs", "1", "--min_epoch_rows", "0", "--mixed_precision", "no", "--batch_size", "8",
+                "--output_dir", out,
                 *label_flags, *(["--label_names", *names] if names else []), *long_flags])
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     if long:  # most texts are longer than 6 tokens, and the run says so
