@@ -22,7 +22,7 @@ import json
 import os
 import sys
 
-from textlora import Refused, tables
+from textlora import Refused, pooling, tables
 from textlora.files import writable
 from textlora.labels import REGRESSION, SINGLE, Codec
 
@@ -169,6 +169,9 @@ def merge(cfg, facts, codec):
     if facts.get("long_texts") == "windows":  # a standalone model reads one window; this adapter averages them
         raise Refused("--merge: this adapter was trained with --long_texts windows, which a merged model cannot carry "
                       "(it reads one window of a text); label with predict.py, which reads every window")
+    if facts.get("pooling") == pooling.MEAN:  # transformers' architectures read the first token
+        raise Refused("--merge: this adapter's head reads the mean of a text's tokens (the few-row recipe), which a "
+                      "merged model cannot carry (its head would read the first token); label with predict.py")
     if facts.get("long_texts") == "head_tail":
         print("predict.py: this adapter read long texts by their first and last tokens; the merged model cuts them at "
               "MAX_LENGTH, as transformers' pipeline does", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Literal
 
 # the plumbing, one concern a module (textlora/__init__.py lists them); none imports torch until it is needed
 from textlora import Refused, baseline, calibration, data, duplicates, few_rows, files, label_issues, machine, \
-    models, reports, scores, search, settings
+    models, pooling, reports, scores, search, settings
 from textlora.hub import go_offline_without_hub
 from textlora.labels import REGRESSION
 
@@ -121,6 +121,8 @@ def lora_model(cfg, base_name, config):
     model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                              lora_dropout=cfg.lora_dropout, target_modules=targets,
                                              modules_to_save=list(head)))  # a copy: peft appends to it
+    if few_rows.contrastive_pairs(cfg, config):  # few rows: the head reads the mean the contrastive stage trains
+        pooling.mean_pooled(model)
     return model, loading, head, targets_why
 
 
@@ -271,6 +273,13 @@ def main(args=None):
               + (f", resuming from {resume_from} in the precision the run started in" if resume_from else ""))
     start = time.time()
     with machine.stop_cleanly_on_signals(cfg.output_dir):
+        # few rows: the LoRA matrices first trained on pairs of rows (a checkpoint holds them: not again on --resume)
+        pairs = few_rows.contrastive_pairs(cfg, config)
+        if pairs and not resume_from:
+            if main_process:
+                print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, pairs)}")
+            few_rows.contrastive_stage(model, tokenized["train"], cfg, training_arguments(
+                cfg, device, precision, False, best, **few_rows.PAIR_STAGE), trainer.data_collator)
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with
         # the training, and a score logged now would open another.

@@ -2,9 +2,22 @@
 labelled rows get about the optimiser steps of the recipe's 1,000 (one epoch at batch 4: 250 steps), where one pass
 over 32 rows is 8 steps of a new random head, and the model stays near chance (bench/few_rows.py). The one rule
 (the run, each trial of a search and what the reports say of it all call passes()); it depends on the settings
-alone, so a resume and best_settings.json make the same epochs."""
+alone, so a resume and best_settings.json make the same epochs.
+
+Before those epochs, where the head reads one class of several and the architecture can read the mean of the tokens
+(textlora/pooling.py), a contrastive stage as SetFit's (Tunstall et al. 2022): the LoRA matrices are trained for the
+mean of a text's tokens to lie near those of its class and far from the others' (cosine similarity, 1 for a pair of
+one class, 0 for two), so that the few rows the head learns from are already apart. The passes alone leave a head on
+[CLS] near chance on IMDB with a few dozen rows; the stage and the mean reach SetFit's accuracy (bench/few_rows.py)."""
 
 MOST_ROWS = 10_000_000  # an epoch's order is an index per row seen, built before the first step
+PAIRS_PER_ROW = 40  # SetFit's default: 20 iterations of one pair of the row's class and one of another for each row
+PAIR_BATCH = 16  # pairs a step, SetFit's
+# the stage's TrainingArguments beside the run's: one epoch over the pairs, already in their order, nothing saved or
+# evaluated (a checkpoint of the epochs after it holds what it trained)
+PAIR_STAGE = {"num_train_epochs": 1, "max_steps": -1, "per_device_train_batch_size": PAIR_BATCH,
+              "eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no", "load_best_model_at_end": False,
+              "train_sampling_strategy": "sequential", "report_to": "none", "remove_unused_columns": False}
 
 
 def passes(cfg):
@@ -49,3 +62,68 @@ def text(cfg):
     k = passes(cfg)
     return (f"under --min_epoch_rows {cfg.min_epoch_rows}: {k} passes over them an epoch, {k * cfg.train_size} rows"
             if k > 1 else "")
+
+
+def contrastive_pairs(cfg, config):
+    """How many pairs the contrastive stage trains on (0: no stage, the head reads what its architecture reads): with
+    several passes an epoch, one class of several per text, an architecture that can read the mean, and no search
+    (each trial would need a stage of its own); PAIRS_PER_ROW a row, at most MIN_EPOCH_ROWS."""
+    from .labels import SINGLE
+    from .pooling import can_mean_pool
+    if passes(cfg) == 1 or config.problem_type != SINGLE or cfg.search_trials or not can_mean_pool(config):
+        return 0
+    return min(cfg.min_epoch_rows, PAIRS_PER_ROW * cfg.train_size)
+
+
+def pairs(labels, count, seed):
+    """count pairs of row positions and 1.0 (one class) or 0.0 (two), as SetFit draws them: rounds over the rows in a
+    seeded order, each row with a row of its own class (itself where it is its class's only row) and one of another,
+    shuffled and cut at count."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    drawn = []
+    while len(drawn) < count:
+        for i in rng.permutation(len(labels)):
+            same, other = np.flatnonzero(labels == labels[i]), np.flatnonzero(labels != labels[i])
+            drawn.append((int(i), int(rng.choice(same[same != i] if len(same) > 1 else same)), 1.0))
+            if len(other):
+                drawn.append((int(i), int(rng.choice(other)), 0.0))
+    return [drawn[k] for k in rng.permutation(len(drawn))[:count]]
+
+
+def contrastive_stage(model, rows, cfg, args, pad):
+    """Train the model's LoRA matrices on pairs of the training rows (the head is not trained here): the Trainer's
+    loop at args (one epoch, PAIR_BATCH pairs a step, the run's learning rate and precision), each text read as the
+    head reads it, the mean of its tokens. pad: the run's collator."""
+    import torch
+    import transformers
+
+    from . import pooling
+    inputs = [c for c in rows.column_names if c not in ("label", "text_id", "tokens", "length")]
+    texts = rows.select_columns(inputs).to_list()  # a few hundred rows, read once
+    drawn = pairs(rows["label"][:], contrastive_pairs(cfg, model.config), cfg.seed)
+
+    class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under a pair's loss
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+        def forward(self, first, second, labels):
+            u, v = (self.base(**side)[0][:, 0].float() for side in (first, second))  # the mean (pooling.mean_pooled)
+            return {"loss": torch.nn.functional.mse_loss(torch.nn.functional.cosine_similarity(u, v), labels)}
+
+    def collate(batch):
+        return {"first": pad([texts[i] for i, _, _ in batch]), "second": pad([texts[j] for _, j, _ in batch]),
+                "labels": torch.tensor([same for *_, same in batch])}
+
+    pooling.mean_pooled(model)
+    transformers.Trainer(model=Pairs(pooling.base_of(model)), args=args, train_dataset=drawn,
+                         data_collator=collate).train()
+    return len(drawn)
+
+
+def stage_text(cfg, pairs):
+    """The contrastive stage of contrastive_pairs() pairs in words, for the training line and the card."""
+    return (f"{pairs} pairs of the {cfg.train_size} training rows (of one class or two), {-(-pairs // PAIR_BATCH)} "
+            f"steps of {PAIR_BATCH} on the LoRA matrices; the head reads the mean of the tokens") if pairs else ""

@@ -266,7 +266,7 @@ def load(cfg, facts, codec):
     from transformers import AutoTokenizer
     from transformers import logging as transformers_logging
 
-    from . import inference
+    from . import inference, pooling
     transformers_logging.set_verbosity_error()  # the fresh head's "newly initialized" warning: the adapter replaces it
     transformers_logging.disable_progress_bar()  # stderr keeps one bar, the rows'
     # peft asks transformers 5 a deprecated name
@@ -283,6 +283,8 @@ def load(cfg, facts, codec):
             **({"pad_token_id": facts["pad_token_id"]} if facts.get("pad_token_id") is not None else {}))
         # trainable, as in training: fit_to_the_chip then casts the frozen weights alone, as train.py's did
         model = PeftModel.from_pretrained(base, cfg.adapter_dir, is_trainable=not cfg.merge).eval()
+        if facts.get("pooling") == pooling.MEAN:  # the head reads what it was trained on (an adapter of few rows)
+            pooling.mean_pooled(model)
     except KeyError as e:  # peft finds no layer of the adapter's name in the base model
         raise Refused(f"cannot load this adapter onto base model {base_name!r}: it has no layer {e.args[0]!r} of the "
                       f"adapter's; give --base_model the model the adapter was trained from") from None

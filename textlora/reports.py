@@ -4,6 +4,7 @@ import os
 from . import few_rows
 from .duplicates import text as duplicates_text
 from .labels import MULTI, PROBLEM_NAMES, REGRESSION, SINGLE
+from .pooling import MEAN, pooled
 from .scores import SCORES
 from .search import card_text as search_card_text
 
@@ -86,6 +87,8 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
                   | {"base_model": base_name},
         **dict(zip(("trainable_parameters", "total_parameters"), model.get_nb_trainable_parameters())),
         "lora_target_modules": sorted(model.peft_config["default"].target_modules),  # as peft applied them
+        "pooling": pooled(model),  # what the head reads: its architecture's first token, or the mean of the tokens
+        "contrastive_pairs": few_rows.contrastive_pairs(cfg, model.config),  # few rows: the stage before the epochs
         "versions": versions(),
     }
 
@@ -146,6 +149,8 @@ def adapter_facts(cfg, codec, precision, metrics):
             "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
             "long_texts": cfg.long_texts, "stride": metrics["long_texts"]["stride"],
             "passes_per_epoch": few_rows.passes(cfg),  # few rows: each epoch passed over them this many times
+            "contrastive_pairs": metrics["contrastive_pairs"],  # few rows: the pairs trained on before the epochs
+            "pooling": metrics["pooling"],  # predict.py's head reads what this one read (textlora/pooling.py)
             "threshold": cfg.threshold or 0.5, "max_length": metrics["max_length"],
             "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
             "pad_token_id": metrics["pad_token_id_added"],
@@ -250,12 +255,15 @@ def headline_text(metrics, prefix="eval_"):
             + ")")
 
 
-def load_code(metrics, adapter_dir):
+def load_code(metrics, adapter_dir, indent=""):
     labels, pad = metrics["labels"], metrics["pad_token_id_added"]
     return (f"model = AutoPeftModelForSequenceClassification.from_pretrained(\"{adapter_dir}\", "
             f"num_labels={len(labels)}, id2label={dict(enumerate(labels))}, ignore_mismatched_sizes=True"
             + (f", problem_type=\"{metrics['problem_type']}\"" if metrics["problem_type"] != SINGLE else "")
-            + (f", pad_token_id={pad})" if pad is not None else ")"))
+            + (f", pad_token_id={pad})" if pad is not None else ")")
+            # without it the head reads the first token, and its outputs are not the trained model's
+            + (f"\n{indent}from textlora.pooling import mean_pooled  # beside train.py\n{indent}mean_pooled(model)  "
+               f"# the head reads the mean of the tokens, as in training" if metrics.get("pooling") == MEAN else ""))
 
 
 NOT_CALIBRATED = "none (no held-out rows, or a number per text)"
@@ -264,6 +272,8 @@ NOT_CALIBRATED = "none (no held-out rows, or a number per text)"
 def model_card(cfg, metrics, head, precision, adapter_dir):
     base, labels, data = metrics["config"]["base_model"], metrics["labels"], metrics["data"]
     multi = metrics["problem_type"] == MULTI
+    stage = f"; first a contrastive stage of {few_rows.stage_text(cfg, metrics['contrastive_pairs'])}" \
+        if metrics.get("contrastive_pairs") else ""
     return f"""---
 base_model: {base}
 library_name: peft
@@ -278,7 +288,7 @@ pipeline_tag: text-classification
 - LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules \
 {metrics['lora_target_modules']}; trained head: {head}
 - Training: learning rate {cfg.learning_rate}, batch size {cfg.batch_size}, {metrics['kept_epoch']['last_epoch']} \
-epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}
+epoch(s) run of {cfg.num_epochs}, {precision} on {metrics['device']}; trained on {metrics['rows']['trained_on']}{stage}
 - Settings: {search_card_text(metrics['search']) if metrics.get('search') else "as given (no search)"}
 - Evaluation: {headline_text(metrics)} on {cfg.eval_size} texts\
 {kept_text(metrics)}{baseline_text(metrics)}{without_duplicates_text(metrics)}
@@ -384,7 +394,7 @@ def print_summary(cfg, metrics, codec, examples, logits, adapter_dir):
               f"\"{shortened(' | '.join(text.values()) if pairs else text)}\"")
     print(f"adapter:  {adapter_dir}/\nmetrics:  {cfg.output_dir}/metrics.json, {cfg.output_dir}/training_curves.png\n"
           f"load it, with its label names:\n  from peft import AutoPeftModelForSequenceClassification\n"
-          f"  {load_code(metrics, adapter_dir)}\n"
+          f"  {load_code(metrics, adapter_dir, '  ')}\n"
           f"or predict: {predict_example(texts[0], adapter_dir)}\n"
           f"{'=' * 72}")
 
