@@ -13,7 +13,8 @@ own environment, made once under --setfit_env (pip install torch==2.13.0 setfit=
 project's requirements; its metric is given as a function (evaluate.load needs the Hub). Wall seconds are each
 tool's whole process, model loading included. SetFit's results are kept in --setfit_results (they do not depend on
 train.py) and taken from there when a later run asks for the same cell; --no_train runs SetFit alone. train.py runs
-twice: as before MIN_EPOCH_ROWS (--min_epoch_rows 0, one pass over the rows an epoch) and with its defaults.
+twice: as before MIN_EPOCH_ROWS (--min_epoch_rows 0: one pass over the rows an epoch, no contrastive stage) and with
+its defaults.
 """
 import argparse
 import json
@@ -114,9 +115,10 @@ def main():
                                "256", "--mixed_precision", "no", "--label_names", "none", "--output_dir", out,
                                *flags, *a.flags], cwd=ROOT, env=env)
                 metrics = json.load(open(os.path.join(out, "metrics.json")))
-                passes = json.load(open(os.path.join(out, "adapter", "training.json")))["passes_per_epoch"]
-                ours.append((metrics["eval_accuracy"], wall, passes, (metrics["baseline"] or {}).get("accuracy",
-                                                                                                      float("nan"))))
+                facts = json.load(open(os.path.join(out, "adapter", "training.json")))
+                few = f"{facts['passes_per_epoch']}, {facts['contrastive_pairs']}"
+                ours.append((metrics["eval_accuracy"], wall, few, (metrics["baseline"] or {}).get("accuracy",
+                                                                                                   float("nan"))))
             theirs = None
             cell = f"{name} {n} {a.eval_size} {a.seed}"
             kept = json.load(open(a.setfit_results)) if os.path.exists(a.setfit_results) else {}
@@ -133,7 +135,8 @@ def main():
     print(f"machine: {machine()}\nall-MiniLM-L6-v2, N rows per class (seed {a.seed}) from the train split, "
           f"{a.eval_size} test rows scored, 256 tokens, fp32; train.py flags: {' '.join(a.flags) or 'none'}\n")
     print("| data | rows per class | SetFit 1.2 accuracy | SetFit wall s | train.py one pass (before): accuracy | "
-          "wall s | train.py defaults: accuracy | wall s | passes an epoch | TF-IDF baseline |\n" + "|---" * 10 + "|")
+          "wall s | train.py defaults: accuracy | wall s | passes an epoch, contrastive pairs | TF-IDF baseline |\n"
+          + "|---" * 10 + "|")
     for name, n, _, ours, theirs in rows:
         setfit = f"{theirs[0]:.3f} | {theirs[1]:.0f}" if theirs else " | "
         if not ours:

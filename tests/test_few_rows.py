@@ -1,6 +1,8 @@
 """A few labelled rows, as the defaults train them: the tiny model, from 8 rows per class of a set it can learn,
-learns it with nothing changed but the data (MIN_EPOCH_ROWS: each epoch passes over the rows until it saw 1,000),
-where one pass leaves it at chance; and the run says so in the data line, metrics.json, training.json and the card."""
+learns it with nothing changed but the data (MIN_EPOCH_ROWS: each epoch passes over the rows until it saw 1,000,
+after a contrastive stage on pairs of them, the head reading the mean of the tokens), where one pass leaves it at
+chance; the run says so in the data line, metrics.json, training.json and the card, and predict.py and the card's
+load code label as the run evaluated."""
 import json
 import os
 import random
@@ -44,6 +46,14 @@ def test_eight_rows_per_class_are_learnt_with_the_defaults(tiny_model, tmp_path)
     assert metrics["rows"]["trained_on"] == f"16 rows of 'train', {said}"
     assert json.loads((out / "adapter" / "training.json").read_text())["passes_per_epoch"] == passes
     assert said in (out / "adapter" / "README.md").read_text()
+    # before the epochs, the contrastive stage: 40 pairs a row (SetFit's 20 rounds of two), 640 of 16 rows
+    facts = json.loads((out / "adapter" / "training.json").read_text())
+    assert metrics["pooling"] == facts["pooling"] == "mean" and metrics["contrastive_pairs"] == facts[
+        "contrastive_pairs"] == 640, (metrics["pooling"], metrics["contrastive_pairs"])
+    assert "contrastive stage, before the epochs: 640 pairs of the 16 training rows (of one class or two), 40 steps " \
+        "of 16 on the LoRA matrices; the head reads the mean of the tokens" in proc.stdout
+    assert "first a contrastive stage of 640 pairs" in (out / "adapter" / "README.md").read_text()
+    said_by(out, metrics, tmp_path)
 
     # one pass, as before MIN_EPOCH_ROWS: 4 steps of a new random head, and the texts stay near chance
     proc, out, once = run("once", "--min_epoch_rows", "0")
@@ -51,6 +61,35 @@ def test_eight_rows_per_class_are_learnt_with_the_defaults(tiny_model, tmp_path)
     assert once["eval_accuracy"] <= 0.6, once["eval_accuracy"]
     assert "passes" not in proc.stdout and once["rows"]["trained_on"] == "16 rows of 'train'"
     assert json.loads((out / "adapter" / "training.json").read_text())["passes_per_epoch"] == 1
+    assert once["pooling"] == "first token" and once["contrastive_pairs"] == 0 and "contrastive" not in proc.stdout
+
+
+def said_by(out, metrics, tmp_path):
+    """What predict.py and the card's load code say of the evaluation rows (all of the test split) is what
+    metrics.json says: their heads read the mean of the tokens too, and --merge, which cannot, refuses."""
+    import re
+
+    import pyarrow.parquet as pq
+    import torch
+    adapter, given = str(out / "adapter"), str(tmp_path / "data" / "test-00000-of-00001.parquet")
+    proc = in_process("predict", adapter, "--file", given, "--output", str(tmp_path / "labelled.parquet"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "labelled.parquet.metrics.json").read_text())["accuracy"] == metrics[
+        "eval_accuracy"]
+    written = pq.read_table(tmp_path / "labelled.parquet")
+    assert metrics["calibration"] is None  # no rows left to calibrate on: the probabilities are the logits' softmax
+    code = re.search(r"```python\n(.*?)```", (out / "adapter" / "README.md").read_text(), re.S).group(1)
+    loaded = {}
+    exec(code, loaded)
+    texts = pq.read_table(given)["text"].to_pylist()
+    with torch.no_grad():
+        logits = loaded["model"].eval()(**loaded["tokenizer"](texts, padding=True, return_tensors="pt")).logits
+    assert [metrics["labels"][i] for i in logits.argmax(-1).tolist()] == written["predicted"].to_pylist()
+    probabilities = torch.tensor([written[f"probability_{name}"].to_pylist() for name in metrics["labels"]]).T
+    torch.testing.assert_close(logits.softmax(-1), probabilities.float(), rtol=0, atol=1e-5)
+    proc = in_process("predict", adapter, "--merge", str(tmp_path / "merged"))
+    assert proc.returncode == 2 and "reads the mean of a text's tokens" in proc.stderr and \
+        not os.path.exists(tmp_path / "merged"), proc.stderr[-3000:]
 
 
 def settings(*flags):
@@ -83,6 +122,34 @@ def test_the_rule_and_the_order_of_an_epoch():
         other = order("--seed", "43", *flags)
         assert other[0] not in passes and other[1] not in passes
     assert order("--data_seed", "7") == order("--data_seed", "7", "--seed", "1") != order()
+
+
+def test_the_contrastive_stage_its_rule_and_its_pairs():
+    from transformers import AutoConfig
+
+    from textlora import few_rows
+    from textlora.labels import MULTI, REGRESSION, SINGLE
+
+    def pairs(model_type="distilbert", problem=SINGLE, *flags):
+        return few_rows.contrastive_pairs(settings(*flags), AutoConfig.for_model(model_type, problem_type=problem))
+    # 40 a row, at most MIN_EPOCH_ROWS, counted by hand: 16 rows 640, 25 rows 1,000, 32 rows still 1,000
+    assert [pairs("distilbert", SINGLE, "--train_size", str(n)) for n in (16, 25, 32, 999)] == [640, 1000, 1000, 1000]
+    assert pairs("roberta", SINGLE, "--train_size", "16", "--min_epoch_rows", "200") == 200
+    assert pairs("distilbert", SINGLE, "--train_size", "16", "--search_trials", "2") == 640  # the final run's
+    for no_stage in (("distilbert", SINGLE, "--train_size", "1000"), ("distilbert", SINGLE, "--train_size", "16",
+                                                                        "--min_epoch_rows", "0"),
+                     ("distilbert", SINGLE, "--train_size", "16", "--max_steps", "10"),
+                     ("distilbert", MULTI, "--train_size", "16"), ("distilbert", REGRESSION, "--train_size", "16"),
+                     ("bert", SINGLE, "--train_size", "16"), ("gpt2", SINGLE, "--train_size", "16")):
+        assert pairs(*no_stage) == 0, no_stage
+
+    labels = [0, 0, 0, 1, 1, 2]  # class 2 has one row: its pair of one class is itself
+    drawn = few_rows.pairs(labels, 40, seed=1)
+    assert len(drawn) == 40 and few_rows.pairs(labels, 40, seed=1) == drawn != few_rows.pairs(labels, 40, seed=2)
+    for i, j, same in drawn:
+        assert same == float(labels[i] == labels[j]) and (i != j or labels.count(labels[i]) == 1), (i, j, same)
+    assert 15 <= sum(same for *_, same in drawn) <= 25  # a pair of one class and one of two for each row drawn
+    assert {i for i, *_ in drawn} == set(range(6))
 
 
 def test_a_run_recorded_before_the_rule_keeps_one_pass_and_bad_values_are_refused(tmp_path):

@@ -2,7 +2,9 @@
 
 - settings: train.py's settings as flags (and a settings file), their checks, the run folder, --resume;
 - data: the data set loaded, checked and drawn; the labels as targets; loss weights;
-- few_rows: how many times an epoch passes over few training rows (MIN_EPOCH_ROWS), and in what order;
+- few_rows: how many times an epoch passes over few training rows (MIN_EPOCH_ROWS), in what order, and the
+  contrastive stage on pairs of them before the epochs;
+- pooling: the head reading the mean of a text's tokens (the few-row recipe), for train.py, predict.py, the card;
 - search: the settings chosen by Optuna trials on the validation rows (SEARCH_TRIALS), kept in SQLite for a resume;
 - labels: a label value becomes a class id (or 0/1 per label, or a number) in one place, recorded with the adapter;
 - tables: a .csv, .tsv, .jsonl or .parquet file is read in one place, so a cell means the same value in both scripts;

@@ -66,30 +66,41 @@ def text(cfg):
 
 def contrastive_pairs(cfg, config):
     """How many pairs the contrastive stage trains on (0: no stage, the head reads what its architecture reads): with
-    several passes an epoch, one class of several per text, an architecture that can read the mean, and no search
-    (each trial would need a stage of its own); PAIRS_PER_ROW a row, at most MIN_EPOCH_ROWS."""
+    several passes an epoch, one class of several per text and an architecture that can read the mean; PAIRS_PER_ROW
+    a row, at most MIN_EPOCH_ROWS. A search's trials read the mean without a stage (each would need its own); its
+    final run, as best_settings.json reproduces it, has the stage."""
     from .labels import SINGLE
     from .pooling import can_mean_pool
-    if passes(cfg) == 1 or config.problem_type != SINGLE or cfg.search_trials or not can_mean_pool(config):
+    if passes(cfg) == 1 or config.problem_type != SINGLE or not can_mean_pool(config):
         return 0
     return min(cfg.min_epoch_rows, PAIRS_PER_ROW * cfg.train_size)
 
 
 def pairs(labels, count, seed):
-    """count pairs of row positions and 1.0 (one class) or 0.0 (two), as SetFit draws them: rounds over the rows in a
-    seeded order, each row with a row of its own class (itself where it is its class's only row) and one of another,
-    shuffled and cut at count."""
+    """count pairs of row positions and 1.0 (one class) or 0.0 (two), as SetFit draws them: rounds over the rows,
+    each row with a row of its own class (itself where it is its class's only row) and one of another, drawn from a
+    seeded generator, shuffled and cut at count. A round is drawn for all rows at once, from the rows sorted by class:
+    a row's own class is a block of them, the others the rest."""
     import numpy as np
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
-    drawn = []
-    while len(drawn) < count:
-        for i in rng.permutation(len(labels)):
-            same, other = np.flatnonzero(labels == labels[i]), np.flatnonzero(labels != labels[i])
-            drawn.append((int(i), int(rng.choice(same[same != i] if len(same) > 1 else same)), 1.0))
-            if len(other):
-                drawn.append((int(i), int(rng.choice(other)), 0.0))
-    return [drawn[k] for k in rng.permutation(len(drawn))[:count]]
+    n = len(labels)
+    by_class = np.argsort(labels, kind="stable")  # the rows of each class together
+    classes, start, size = np.unique(labels[by_class], return_index=True, return_counts=True)
+    c = np.searchsorted(classes, labels)  # each row's class, as its block
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_class] = np.arange(n)  # each row's place in the sorted rows
+    drawn, rows = [], np.arange(n)
+    while sum(len(d) for d in drawn) < count:
+        # another row of its block: a draw among size - 1, past its own place (itself only when alone)
+        k = rng.integers(0, np.maximum(size[c] - 1, 1))
+        k = np.where((size[c] > 1) & (start[c] + k >= rank), k + 1, k)
+        drawn.append(np.stack([rows, by_class[start[c] + k], np.ones(n)], 1))
+        if len(classes) > 1:  # a row of the other blocks: a draw among n - size, the block skipped
+            k = rng.integers(0, n - size[c])
+            drawn.append(np.stack([rows, by_class[np.where(k < start[c], k, k + size[c])], np.zeros(n)], 1))
+    drawn = np.concatenate(drawn)[rng.permutation(sum(len(d) for d in drawn))[:count]]
+    return [(int(i), int(j), float(same)) for i, j, same in drawn]
 
 
 def contrastive_stage(model, rows, cfg, args, pad):
@@ -100,8 +111,7 @@ def contrastive_stage(model, rows, cfg, args, pad):
     import transformers
 
     from . import pooling
-    inputs = [c for c in rows.column_names if c not in ("label", "text_id", "tokens", "length")]
-    texts = rows.select_columns(inputs).to_list()  # a few hundred rows, read once
+    texts = rows.select_columns([c for c in rows.column_names if c not in ("label", "text_id", "tokens", "length")])
     drawn = pairs(rows["label"][:], contrastive_pairs(cfg, model.config), cfg.seed)
 
     class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under a pair's loss
@@ -114,7 +124,7 @@ def contrastive_stage(model, rows, cfg, args, pad):
             return {"loss": torch.nn.functional.mse_loss(torch.nn.functional.cosine_similarity(u, v), labels)}
 
     def collate(batch):
-        return {"first": pad([texts[i] for i, _, _ in batch]), "second": pad([texts[j] for _, j, _ in batch]),
+        return {"first": pad([texts[i] for i, *_ in batch]), "second": pad([texts[j] for _, j, _ in batch]),
                 "labels": torch.tensor([same for *_, same in batch])}
 
     pooling.mean_pooled(model)

@@ -40,8 +40,8 @@ def mean_pooled(model):
         mask = kwargs.get("attention_mask")
         if mask is None:  # no mask given: every token is the text's, as the model itself assumes
             mask = torch.ones(states.shape[:2], device=states.device) if ids is None else torch.ones_like(ids)
-        kept = mask.unsqueeze(-1).to(states.dtype)
-        mean = (states * kept).sum(1) / kept.sum(1).clamp(min=1)
+        kept = mask.unsqueeze(-1).float()  # summed in fp32: in bf16 a sum of hundreds of tokens loses its digits
+        mean = ((states.float() * kept).sum(1) / kept.sum(1).clamp(min=1)).to(states.dtype)
         states = torch.cat([mean.unsqueeze(1), states[:, 1:]], dim=1)  # a new tensor: autograd keeps the old one
         if isinstance(output, tuple):
             return (states, *output[1:])
