@@ -47,6 +47,7 @@ TARGET_MODULES = ["q_lin"]              # linear layers that get LoRA: DistilBER
 LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # epochs of training; evaluation and a checkpoint after each
+CONTRASTIVE_STAGE = True                # fewer rows than MIN_EPOCH_ROWS: the head reads the mean, trained on pairs
 MIN_EPOCH_ROWS = 1000                   # fewer rows: pairs of them first (SetFit), and an epoch sees this many; 0: off
 BEST_METRIC = "auto"                    # the epoch kept is the best at it; auto: accuracy, micro_f1 or rmse by problem
 THRESHOLD: float | None = None          # several labels: a label is given past it; None: its best F1 on validation rows
@@ -252,7 +253,8 @@ def main(args=None):
         with machine.stop_cleanly_on_signals(cfg.output_dir):  # best_settings.json fixes what is chosen again
             cfg, searched = search.run(cfg, trainer_of(each, validation_rows, [trials], model_init=trials.model_init),
                                        trials, {"validation_size": subsets["validation"][1], "mixed_precision":
-                                                precision, "eval_batch_size": each.per_device_eval_batch_size})
+                                                precision, "eval_batch_size": each.per_device_eval_batch_size,
+                                                "contrastive_stage": False})  # a search has none
         if main_process:
             print(search.line(searched))
             reports.extra("the search's plot", lambda: search.save_plot(os.path.join(cfg.output_dir, search.PLOT),
@@ -278,8 +280,8 @@ def main(args=None):
         if pairs and not resume_from:
             if main_process:
                 print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, pairs)}")
-            few_rows.contrastive_stage(model, tokenized["train"], cfg, training_arguments(
-                cfg, device, precision, False, best, **few_rows.PAIR_STAGE), trainer.data_collator)
+            few_rows.contrastive_stage(model, tokenized["train"], cfg, few_rows.stage_arguments(args),
+                                       trainer.data_collator)
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with
         # the training, and a score logged now would open another.

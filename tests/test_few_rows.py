@@ -135,9 +135,10 @@ def test_the_contrastive_stage_its_rule_and_its_pairs():
     # 40 a row, at most MIN_EPOCH_ROWS, counted by hand: 16 rows 640, 25 rows 1,000, 32 rows still 1,000
     assert [pairs("distilbert", SINGLE, "--train_size", str(n)) for n in (16, 25, 32, 999)] == [640, 1000, 1000, 1000]
     assert pairs("roberta", SINGLE, "--train_size", "16", "--min_epoch_rows", "200") == 200
-    assert pairs("distilbert", SINGLE, "--train_size", "16", "--search_trials", "2") == 640  # the final run's
-    for no_stage in (("distilbert", SINGLE, "--train_size", "1000"), ("distilbert", SINGLE, "--train_size", "16",
-                                                                        "--min_epoch_rows", "0"),
+    assert pairs("distilbert", SINGLE, "--train_size", "16", "--no_contrastive_stage") == 0
+    for no_stage in (("distilbert", SINGLE, "--train_size", "1000"),
+                     ("distilbert", SINGLE, "--train_size", "16", "--search_trials", "2"),
+                     ("distilbert", SINGLE, "--train_size", "16", "--min_epoch_rows", "0"),
                      ("distilbert", SINGLE, "--train_size", "16", "--max_steps", "10"),
                      ("distilbert", MULTI, "--train_size", "16"), ("distilbert", REGRESSION, "--train_size", "16"),
                      ("bert", SINGLE, "--train_size", "16"), ("gpt2", SINGLE, "--train_size", "16")):
@@ -162,6 +163,8 @@ def test_a_run_recorded_before_the_rule_keeps_one_pass_and_bad_values_are_refuse
                                            "eval_batch_size": 4}))
     mine.write_text(json.dumps({"train_size": 16}))  # a user's own settings file: the default
     assert [settings(str(f)).min_epoch_rows for f in (old, new, best, mine)] == [0, 1000, 0, 1000]
+    # and before the contrastive stage: its head read the first token, so it does again
+    assert [settings(str(f)).contrastive_stage for f in (old, new, best, mine)] == [False, False, False, True]
     assert settings(str(old), "--min_epoch_rows", "500").min_epoch_rows == 500  # a flag over the file wins
 
     for value in ("-1", "10000001"):

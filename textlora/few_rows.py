@@ -13,11 +13,20 @@ one class, 0 for two), so that the few rows the head learns from are already apa
 MOST_ROWS = 10_000_000  # an epoch's order is an index per row seen, built before the first step
 PAIRS_PER_ROW = 40  # SetFit's default: 20 iterations of one pair of the row's class and one of another for each row
 PAIR_BATCH = 16  # pairs a step, SetFit's
-# the stage's TrainingArguments beside the run's: one epoch over the pairs, already in their order, nothing saved or
-# evaluated (a checkpoint of the epochs after it holds what it trained)
-PAIR_STAGE = {"num_train_epochs": 1, "max_steps": -1, "per_device_train_batch_size": PAIR_BATCH,
-              "eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no", "load_best_model_at_end": False,
-              "train_sampling_strategy": "sequential", "report_to": "none", "remove_unused_columns": False}
+# of the run's TrainingArguments, those the stage keeps: its model is the base model under a pair's loss, which the
+# rest (checkpointing of activations, label smoothing, NEFTune, evaluation, schedules on a score) would break
+KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "dataloader_pin_memory", "weight_decay",
+        "max_grad_norm", "optim", "adam_beta1", "adam_beta2", "adam_epsilon", "gradient_accumulation_steps")
+
+
+def stage_arguments(args):
+    """The stage's TrainingArguments: one epoch over the pairs, already in their order, nothing saved or evaluated (a
+    checkpoint of the epochs after it holds what it trained)."""
+    from transformers import TrainingArguments
+    return TrainingArguments(**{k: getattr(args, k) for k in KEPT}, num_train_epochs=1,
+                             per_device_train_batch_size=PAIR_BATCH, eval_strategy="no", save_strategy="no",
+                             logging_strategy="no", train_sampling_strategy="sequential", report_to="none",
+                             remove_unused_columns=False)
 
 
 def passes(cfg):
@@ -67,11 +76,12 @@ def text(cfg):
 def contrastive_pairs(cfg, config):
     """How many pairs the contrastive stage trains on (0: no stage, the head reads what its architecture reads): with
     several passes an epoch, one class of several per text and an architecture that can read the mean; PAIRS_PER_ROW
-    a row, at most MIN_EPOCH_ROWS. A search's trials read the mean without a stage (each would need its own); its
-    final run, as best_settings.json reproduces it, has the stage."""
+    a row, at most MIN_EPOCH_ROWS; none with CONTRASTIVE_STAGE off, or in a search (each trial would need its own:
+    its best_settings.json says off)."""
     from .labels import SINGLE
     from .pooling import can_mean_pool
-    if passes(cfg) == 1 or config.problem_type != SINGLE or not can_mean_pool(config):
+    if not cfg.contrastive_stage or cfg.search_trials or passes(cfg) == 1 or config.problem_type != SINGLE \
+            or not can_mean_pool(config):
         return 0
     return min(cfg.min_epoch_rows, PAIRS_PER_ROW * cfg.train_size)
 
@@ -124,7 +134,8 @@ def contrastive_stage(model, rows, cfg, args, pad):
             return {"loss": torch.nn.functional.mse_loss(torch.nn.functional.cosine_similarity(u, v), labels)}
 
     def collate(batch):
-        return {"first": pad([texts[i] for i, *_ in batch]), "second": pad([texts[j] for _, j, _ in batch]),
+        # plain dicts: nn.DataParallel splits a dict, and copies a BatchEncoding whole onto each GPU
+        return {"first": dict(pad([texts[i] for i, *_ in batch])), "second": dict(pad([texts[j] for _, j, _ in batch])),
                 "labels": torch.tensor([same for *_, same in batch])}
 
     pooling.mean_pooled(model)

@@ -182,12 +182,13 @@ def settings_file(path):
     except (OSError, ValueError) as e:
         fail(f"settings file {path!r} cannot be read: {getattr(e, 'strerror', None) or str(e).splitlines()[0]}")
     if isinstance(values, dict) and isinstance(values.get("settings"), dict):  # run.json: what a run started with
-        values = {"min_epoch_rows": 0} | {k: v for k, v in values["settings"].items() if k not in RUN_CONTROL}
+        values = {"min_epoch_rows": 0, "contrastive_stage": False} | {k: v for k, v in values["settings"].items()
+                                                                      if k not in RUN_CONTROL}
     # A run recorded before MIN_EPOCH_ROWS (its run.json, or its search's best_settings.json, which holds every
     # setting and search_trials 0) passed over its rows once an epoch: so it does again.
     if isinstance(values, dict) and values.get("search_trials") == 0 and {"output_dir", "seed", "validation_size",
                                                                           "eval_batch_size"} <= set(values):
-        values = {"min_epoch_rows": 0} | values
+        values = {"min_epoch_rows": 0, "contrastive_stage": False} | values
     if not isinstance(values, dict):
         fail(f"settings file {path!r} holds no JSON object of settings")
     if not isinstance(values.get("trainer") or {}, dict):
@@ -365,6 +366,7 @@ def as_the_run_started(cfg):
             fail(f"--resume: the run in {cfg.output_dir!r} was started by an earlier train.py, which chose the epoch "
                  f"kept on the evaluation rows; start over with --overwrite_output_dir")
         cfg.min_epoch_rows = 0  # begun before MIN_EPOCH_ROWS too: each epoch passed over the rows once
+        cfg.contrastive_stage = False  # and before the contrastive stage
         return None  # one epoch: nothing to choose; its precision is measured again, as it was then
     try:
         with open(path, encoding="utf-8") as f:
@@ -376,6 +378,8 @@ def as_the_run_started(cfg):
     was = {"long_texts": "truncate", "stride": None} | was  # runs begun before LONG_TEXTS cut their texts
     if "min_epoch_rows" not in was:  # begun before MIN_EPOCH_ROWS: each epoch passed over the rows once
         cfg.min_epoch_rows = 0
+    if "contrastive_stage" not in was:  # begun before the stage: its head read the first token
+        cfg.contrastive_stage = False
     if now.get("validation_size") is None and isinstance(was.get("validation_size"), int):
         cfg.validation_size = was["validation_size"]  # recorded by number (before None was the default): the same rows
     if isinstance(was.get("label_column"), str):  # recorded before several label columns were possible
