@@ -280,7 +280,7 @@ def main(args=None):
         if pairs and not resume_from:
             if main_process:
                 print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, pairs)}")
-            few_rows.contrastive_stage(model, tokenized["train"], cfg, few_rows.stage_arguments(args),
+            few_rows.contrastive_stage(model, tokenized["train"], cfg, pairs, few_rows.stage_arguments(args),
                                        trainer.data_collator)
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with

@@ -8,10 +8,11 @@ Before those epochs, where the head reads one class of several and the architect
 (textlora/pooling.py), a contrastive stage as SetFit's (Tunstall et al. 2022): the LoRA matrices are trained for the
 mean of a text's tokens to lie near those of its class and far from the others' (cosine similarity, 1 for a pair of
 one class, 0 for two), so that the few rows the head learns from are already apart. The passes alone leave a head on
-[CLS] near chance on IMDB with a few dozen rows; the stage and the mean reach SetFit's accuracy (bench/few_rows.py)."""
+[CLS] near chance on IMDB with a few dozen rows; the stage and the mean come near SetFit's accuracy on the same
+backbone (bench/README.md)."""
 
 MOST_ROWS = 10_000_000  # an epoch's order is an index per row seen, built before the first step
-PAIRS_PER_ROW = 40  # SetFit's default: 20 iterations of one pair of the row's class and one of another for each row
+PAIRS_PER_ROW = 40  # as SetFit's num_iterations=20 draws them: one pair of the row's class and one of another, 20 times
 PAIR_BATCH = 16  # pairs a step, SetFit's
 # of the run's TrainingArguments, those the stage keeps: its model is the base model under a pair's loss, which the
 # rest (checkpointing of activations, label smoothing, NEFTune, evaluation, schedules on a score) would break
@@ -113,16 +114,16 @@ def pairs(labels, count, seed):
     return [(int(i), int(j), float(same)) for i, j, same in drawn]
 
 
-def contrastive_stage(model, rows, cfg, args, pad):
-    """Train the model's LoRA matrices on pairs of the training rows (the head is not trained here): the Trainer's
-    loop at args (one epoch, PAIR_BATCH pairs a step, the run's learning rate and precision), each text read as the
-    head reads it, the mean of its tokens. pad: the run's collator."""
+def contrastive_stage(model, rows, cfg, count, args, pad):
+    """Train the model's LoRA matrices on count pairs of the training rows (the head is not trained here): the
+    Trainer's loop at args (stage_arguments), each text read as the head reads it, the mean of its tokens (the model
+    is mean_pooled already: train.py's lora_model). pad: the run's collator."""
     import torch
     import transformers
 
     from . import pooling
     texts = rows.select_columns([c for c in rows.column_names if c not in ("label", "text_id", "tokens", "length")])
-    drawn = pairs(rows["label"][:], contrastive_pairs(cfg, model.config), cfg.seed)
+    drawn = pairs(rows["label"][:], count, cfg.seed)
 
     class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under a pair's loss
         def __init__(self, base):
@@ -138,10 +139,8 @@ def contrastive_stage(model, rows, cfg, args, pad):
         return {"first": dict(pad([texts[i] for i, *_ in batch])), "second": dict(pad([texts[j] for _, j, _ in batch])),
                 "labels": torch.tensor([same for *_, same in batch])}
 
-    pooling.mean_pooled(model)
     transformers.Trainer(model=Pairs(pooling.base_of(model)), args=args, train_dataset=drawn,
                          data_collator=collate).train()
-    return len(drawn)
 
 
 def stage_text(cfg, pairs):

@@ -36,10 +36,9 @@ def mean_pooled(model):
 
     def mean_first(module, args, kwargs, output):
         states = output[0]
-        ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
         if mask is None:  # no mask given: every token is the text's, as the model itself assumes
-            mask = torch.ones(states.shape[:2], device=states.device) if ids is None else torch.ones_like(ids)
+            mask = torch.ones(states.shape[:2], device=states.device)
         kept = mask.unsqueeze(-1).float()  # summed in fp32: in bf16 a sum of hundreds of tokens loses its digits
         mean = ((states.float() * kept).sum(1) / kept.sum(1).clamp(min=1)).to(states.dtype)
         states = torch.cat([mean.unsqueeze(1), states[:, 1:]], dim=1)  # a new tensor: autograd keeps the old one
