@@ -122,13 +122,13 @@ def lora_model(cfg, base_name, config):
     model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                              lora_dropout=cfg.lora_dropout, target_modules=targets,
                                              modules_to_save=list(head)))  # a copy: peft appends to it
-    if few_rows.contrastive_pairs(cfg, config):  # few rows: the head reads the mean the contrastive stage trains
+    if few_rows.stage_runs(cfg, config):  # few rows: the head reads the mean the contrastive stage trains
         pooling.mean_pooled(model)
     return model, loading, head, targets_why
 
 
-def training_arguments(cfg, device, precision, keep_best, best, **changed):
-    """The Trainer's settings: the run's, and with `changed` each trial's in a search."""
+def training_arguments(cfg, device, precision, keep_best, best, passes, **changed):
+    """The Trainer's settings: the run's, and with `changed` each trial's in a search; passes: few_rows.passes()."""
     from transformers import TrainingArguments
     return TrainingArguments(**{
         "output_dir": cfg.output_dir,
@@ -139,14 +139,14 @@ def training_arguments(cfg, device, precision, keep_best, best, **changed):
         "eval_strategy": "epoch",
         "save_strategy": "epoch",
         # about 25 points an epoch on the curve
-        "logging_steps": max(1, -(-cfg.train_size * few_rows.passes(cfg) // cfg.batch_size) // 25),
+        "logging_steps": max(1, -(-cfg.train_size * passes // cfg.batch_size) // 25),
         "load_best_model_at_end": keep_best,  # the best epoch's adapter is kept, chosen on validation rows
         "metric_for_best_model": ("validation_" if keep_best else "") + best,
         "greater_is_better": best not in scores.LOWER_IS_BETTER,
         "seed": cfg.seed,
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
-        "train_sampling_strategy": few_rows.sampling(cfg),  # few rows: the order few_rows.repeated made
+        "train_sampling_strategy": few_rows.sampling(cfg, passes),  # few rows: the order few_rows.repeated made
         "report_to": cfg.report_to,
         "use_cpu": device == "cpu",
         "dataloader_pin_memory": device == "cuda",
@@ -197,6 +197,7 @@ def main(args=None):
         config = data.load_or_fail(*model_error, lambda: AutoConfig.from_pretrained(
             base_name, num_labels=len(labels), id2label=dict(enumerate(labels)), problem_type=problem,
             label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
+        passes = few_rows.passes(cfg, config)  # few rows: each epoch passes over them several times
         max_length = models.within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails
         padding_added = models.give_a_padding_token(tokenizer, config, cfg)  # decoders (GPT-2, Llama, Qwen) lack one
         stride = models.window_stride(cfg, max_length, tokenizer)  # windows: tokens shared by neighbours
@@ -204,7 +205,8 @@ def main(args=None):
                      for name, r in rows.items() if r is not None}
         long = {name: inference.long_texts(t, max_length) for name, t in tokenized.items()}  # said, never silent
         if main_process:
-            print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"], long, max_length))
+            print(reports.data_line(cfg, subsets, codec, why, class_weights, repeated["counts"], long, max_length,
+                                    passes))
 
         # -- 3. the model, in fp32, wrapped in LoRA; the new classification head trains in full ------------------
         for keys, value in ((("attention_dropout", "attention_probs_dropout_prob"), cfg.attention_dropout),
@@ -227,7 +229,7 @@ def main(args=None):
     validation_rows = inference.by_length(tokenized["validation"])[0] if tokenized.get("validation") is not None \
         else None
     scorer = scores.Scores(problem, labels, cfg.threshold or 0.5)
-    trained_on = few_rows.repeated(tokenized["train"], cfg)  # few rows: each epoch passes over them several times
+    trained_on = few_rows.repeated(tokenized["train"], cfg, passes)
 
     def trainer_of(args, scored_on, callbacks=(), **model):  # the run's Trainer, and each trial's in a search
         return Trainer(**model, args=args, train_dataset=trained_on, eval_dataset=scored_on,
@@ -249,7 +251,7 @@ def main(args=None):
             inference.fit_to_the_chip(built[0], device, precision)
             return built
         trials = search.trials_of(cfg, lambda chosen: fresh(chosen)[0], best, best not in scores.LOWER_IS_BETTER)
-        each = training_arguments(cfg, device, precision, False, best, **search.EACH_TRIAL)
+        each = training_arguments(cfg, device, precision, False, best, passes, **search.EACH_TRIAL)
         with machine.stop_cleanly_on_signals(cfg.output_dir):  # best_settings.json fixes what is chosen again
             cfg, searched = search.run(cfg, trainer_of(each, validation_rows, [trials], model_init=trials.model_init),
                                        trials, {"validation_size": subsets["validation"][1], "mixed_precision":
@@ -264,24 +266,27 @@ def main(args=None):
     if main_process:
         print(reports.model_line(model, cfg, head, labels, loading, max_length, targets_why))
     # With one epoch there is nothing to choose: the evaluation rows are scored at its end, as they always were.
-    args = training_arguments(cfg, device, precision, keep_best, best)
+    args = training_arguments(cfg, device, precision, keep_best, best, passes)
     trainer = trainer_of(args, {"validation": validation_rows} if keep_best else eval_rows, model=model)
 
     if main_process:
         print(f"training on {args.device} in {machine.precision_text(precision, speed)}, {args.world_size} "
               f"process(es): {cfg.train_size} train / {cfg.eval_size} eval rows, {cfg.num_epochs} epoch(s)"
-              + (f" of {few_rows.passes(cfg)} passes over the rows" if few_rows.passes(cfg) > 1 else "")
+              + (f" of {passes} passes over the rows" if passes > 1 else "")
               + (f", but --max_steps {args.max_steps} decides how long" if args.max_steps > 0 else "")
               + (f", resuming from {resume_from} in the precision the run started in" if resume_from else ""))
     start = time.time()
     with machine.stop_cleanly_on_signals(cfg.output_dir):
-        # few rows: the LoRA matrices first trained on pairs of rows (a checkpoint holds them: not again on --resume)
-        pairs = few_rows.contrastive_pairs(cfg, config)
-        if pairs and not resume_from:
+        # few rows: the LoRA matrices first trained on pairs of rows, then the head's start fitted to what they give
+        # (a checkpoint holds both: not again on --resume)
+        rounds = few_rows.stage_rounds(cfg, config)
+        head_start = "logistic regression" if rounds else "random"  # a resume's checkpoint holds what it was
+        if rounds and not resume_from:
             if main_process:
-                print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, pairs)}")
-            few_rows.contrastive_stage(model, tokenized["train"], cfg, pairs, few_rows.stage_arguments(args),
+                print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, rounds)}")
+            few_rows.contrastive_stage(model, tokenized["train"], cfg, rounds, few_rows.stage_arguments(args),
                                        trainer.data_collator)
+            head_start = few_rows.head_from_features(model, trainer, tokenized["train"])
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with
         # the training, and a score logged now would open another.
@@ -305,6 +310,7 @@ def main(args=None):
     metrics = reports.metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, subsets,
                                  class_weights, wall, precision, speed, max_length,
                                  config.pad_token_id if padding_added else None, base_name, model, long, stride)
+    metrics["head_start"] = head_start  # few rows: the head's last layer from a logistic regression after the stage
     if cfg.baseline:  # like for like: with several labels, at thresholds chosen as the adapter's were (or the same)
         tuned_on = rows["validation"] if calibrated and cfg.threshold is None else None  # the adapter's were tuned
         metrics["baseline"] = reports.extra("the baseline", lambda: baseline.score(

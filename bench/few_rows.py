@@ -116,7 +116,7 @@ def main():
                                *flags, *a.flags], cwd=ROOT, env=env)
                 metrics = json.load(open(os.path.join(out, "metrics.json")))
                 facts = json.load(open(os.path.join(out, "adapter", "training.json")))
-                few = f"{facts['passes_per_epoch']}, {facts['contrastive_pairs']}"
+                few = f"{facts['passes_per_epoch']}, {facts['contrastive_rounds']}"
                 ours.append((metrics["eval_accuracy"], wall, few, (metrics["baseline"] or {}).get("accuracy",
                                                                                                    float("nan"))))
             theirs = None
@@ -135,7 +135,7 @@ def main():
     print(f"machine: {machine()}\nall-MiniLM-L6-v2, N rows per class (seed {a.seed}) from the train split, "
           f"{a.eval_size} test rows scored, 256 tokens, fp32; train.py flags: {' '.join(a.flags) or 'none'}\n")
     print("| data | rows per class | SetFit 1.2 accuracy | SetFit wall s | train.py one pass (before): accuracy | "
-          "wall s | train.py defaults: accuracy | wall s | passes an epoch, contrastive pairs | TF-IDF baseline |\n"
+          "wall s | train.py defaults: accuracy | wall s | passes an epoch, contrastive rounds | TF-IDF baseline |\n"
           + "|---" * 10 + "|")
     for name, n, _, ours, theirs in rows:
         setfit = f"{theirs[0]:.3f} | {theirs[1]:.0f}" if theirs else " | "

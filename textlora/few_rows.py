@@ -1,19 +1,23 @@
 """Few training rows: an epoch over fewer rows than MIN_EPOCH_ROWS passes over them several times, so that a few dozen
-labelled rows get about the optimiser steps of the recipe's 1,000 (one epoch at batch 4: 250 steps), where one pass
-over 32 rows is 8 steps of a new random head, and the model stays near chance (bench/few_rows.py). The one rule
-(the run, each trial of a search and what the reports say of it all call passes()); it depends on the settings
-alone, so a resume and best_settings.json make the same epochs.
+labelled rows get enough optimiser steps, where one pass over 32 rows is 8 steps of a new random head, and the model
+stays near chance (bench/few_rows.py). The one rule is passes() (the run, each trial of a search and what the
+reports say of it all call it); it depends on the settings and the model's config alone, so a resume and
+best_settings.json make the same epochs.
 
 Before those epochs, where the head reads one class of several and the architecture can read the mean of the tokens
 (textlora/pooling.py), a contrastive stage as SetFit's (Tunstall et al. 2022): the LoRA matrices are trained for the
 mean of a text's tokens to lie near those of its class and far from the others' (cosine similarity, 1 for a pair of
-one class, 0 for two), so that the few rows the head learns from are already apart. The passes alone leave a head on
-[CLS] near chance on IMDB with a few dozen rows; the stage and the mean come near SetFit's accuracy on the same
-backbone (bench/README.md)."""
+one class, 0 for two). SetFit draws two pairs a row and reads both texts of each; here every pair of the rows of a
+step counts (a step of 16 rows is 120 pairs, each text read once), which reads each text a quarter as often for the
+same steps. Then the head's last layer starts from a logistic regression on what it reads of the training rows
+(linear probing, then fine-tuning: Kumar et al. 2022), so that the epochs after the stage only adjust it and need
+fewer passes. bench/README.md has what each part does on IMDB and AG News against SetFit."""
 
 MOST_ROWS = 10_000_000  # an epoch's order is an index per row seen, built before the first step
-PAIRS_PER_ROW = 40  # as SetFit's num_iterations=20 draws them: one pair of the row's class and one of another, 20 times
-PAIR_BATCH = 16  # pairs a step, SetFit's
+STAGE_ROUNDS = 20  # the stage reads each row this often (SetFit's num_iterations), at most 2 * MIN_EPOCH_ROWS texts
+STAGE_ROWS = 16  # rows a step of the stage: all their pairs are its loss
+# after the stage the head starts from a logistic regression: an epoch passes over the rows until it saw this many
+EPOCH_ROWS_AFTER_STAGE = 128
 # of the run's TrainingArguments, those the stage keeps: its model is the base model under a pair's loss, which the
 # rest (checkpointing of activations, label smoothing, NEFTune, evaluation, schedules on a score) would break
 KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "dataloader_pin_memory", "weight_decay",
@@ -22,25 +26,33 @@ KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "datal
 
 def stage_arguments(args):
     """The stage's TrainingArguments: one epoch over the pairs, already in their order, nothing saved or evaluated (a
-    checkpoint of the epochs after it holds what it trained)."""
+    checkpoint of the epochs after it holds what it trained). An item is a step's rows; a tenth of the steps warm up
+    (SetFit's schedule too)."""
     from transformers import TrainingArguments
-    return TrainingArguments(**{k: getattr(args, k) for k in KEPT}, num_train_epochs=1,
-                             per_device_train_batch_size=PAIR_BATCH, eval_strategy="no", save_strategy="no",
+    return TrainingArguments(**{k: getattr(args, k) for k in KEPT}, num_train_epochs=1, warmup_steps=0.1,
+                             per_device_train_batch_size=1, eval_strategy="no", save_strategy="no",
                              logging_strategy="no", train_sampling_strategy="sequential", report_to="none",
                              remove_unused_columns=False)
 
 
-def passes(cfg):
-    """How many times each epoch passes over the training rows: once from MIN_EPOCH_ROWS rows on (or with 0, or
-    where --max_steps decides how long), else as many times as reach MIN_EPOCH_ROWS rows (32 rows of 1,000: 32).
-    Counted in texts: long texts read in windows repeat their windows."""
-    if not cfg.min_epoch_rows or cfg.train_size >= cfg.min_epoch_rows or (cfg.trainer.get("max_steps") or -1) > 0:
+def few(cfg):
+    """Whether the training rows are few: fewer than MIN_EPOCH_ROWS (not 0), and no --max_steps deciding how long."""
+    return bool(cfg.min_epoch_rows) and cfg.train_size < cfg.min_epoch_rows \
+        and not (cfg.trainer.get("max_steps") or -1) > 0
+
+
+def passes(cfg, config):
+    """How many times each epoch passes over the training rows: once unless they are few(); else as many times as
+    reach MIN_EPOCH_ROWS rows (32 rows of 1,000: 32), or after a contrastive stage EPOCH_ROWS_AFTER_STAGE (of 128:
+    4). Counted in texts: long texts read in windows repeat their windows."""
+    if not few(cfg):
         return 1
-    return -(-cfg.min_epoch_rows // cfg.train_size)
+    rows = min(cfg.min_epoch_rows, EPOCH_ROWS_AFTER_STAGE) if stage_runs(cfg, config) else cfg.min_epoch_rows
+    return -(-rows // cfg.train_size)
 
 
-def repeated(rows, cfg):
-    """The tokenized training rows as one epoch sees them: passes(cfg) orders of them one after the other, each a
+def repeated(rows, cfg, k):
+    """The tokenized training rows as one epoch sees them: k (passes()) orders of them one after the other, each a
     shuffle (batches of similar lengths with GROUP_BY_LENGTH, by transformers' own grouping) drawn from one generator
     seeded by --data_seed or --seed, which the Trainer then takes in that order (sampling() says so). Copies shuffled
     as one set would meet in a batch: a third of the batches of 4 from 16 rows, and nearly all grouped by length,
@@ -49,7 +61,6 @@ def repeated(rows, cfg):
     import numpy as np
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
-    k = passes(cfg)
     if k == 1:
         return rows
     batch = cfg.batch_size * (cfg.trainer.get("gradient_accumulation_steps") or 1)
@@ -62,88 +73,127 @@ def repeated(rows, cfg):
     return rows.select(np.concatenate(order))
 
 
-def sampling(cfg):
-    """The Trainer's train_sampling_strategy: the order repeated() made, or the Trainer's own."""
-    return "sequential" if passes(cfg) > 1 else "group_by_length" if cfg.group_by_length else "random"
+def sampling(cfg, k):
+    """The Trainer's train_sampling_strategy for k passes: the order repeated() made, or the Trainer's own."""
+    return "sequential" if k > 1 else "group_by_length" if cfg.group_by_length else "random"
 
 
-def text(cfg):
-    """In words, for the data line and metrics.json; empty with one pass."""
-    k = passes(cfg)
+def text(cfg, k):
+    """k passes in words, for the data line and metrics.json; empty with one pass."""
     return (f"under --min_epoch_rows {cfg.min_epoch_rows}: {k} passes over them an epoch, {k * cfg.train_size} rows"
             if k > 1 else "")
 
 
-def contrastive_pairs(cfg, config):
-    """How many pairs the contrastive stage trains on (0: no stage, the head reads what its architecture reads): with
-    several passes an epoch, one class of several per text and an architecture that can read the mean; PAIRS_PER_ROW
-    a row, at most MIN_EPOCH_ROWS; none with CONTRASTIVE_STAGE off, or in a search (each trial would need its own:
-    its best_settings.json says off)."""
+def stage_runs(cfg, config):
+    """Whether a contrastive stage comes before the epochs (and the head reads the mean): with few() rows, one class
+    of several per text and an architecture that can read the mean; not with CONTRASTIVE_STAGE off, nor in a search
+    (each trial would need its own: its best_settings.json says off)."""
     from .labels import SINGLE
     from .pooling import can_mean_pool
-    if not cfg.contrastive_stage or cfg.search_trials or passes(cfg) == 1 or config.problem_type != SINGLE \
-            or not can_mean_pool(config):
-        return 0
-    return min(cfg.min_epoch_rows, PAIRS_PER_ROW * cfg.train_size)
+    return bool(cfg.contrastive_stage) and not cfg.search_trials and few(cfg) and config.problem_type == SINGLE \
+        and can_mean_pool(config)
 
 
-def pairs(labels, count, seed):
-    """count pairs of row positions and 1.0 (one class) or 0.0 (two), as SetFit draws them: rounds over the rows,
-    each row with a row of its own class (itself where it is its class's only row) and one of another, drawn from a
-    seeded generator, shuffled and cut at count. A round is drawn for all rows at once, from the rows sorted by class:
-    a row's own class is a block of them, the others the rest."""
+def stage_rounds(cfg, config):
+    """How many times the stage reads each training row (0: no stage): STAGE_ROUNDS, fewer where that would read more
+    than 2 * MIN_EPOCH_ROWS texts (500 rows: 4)."""
+    return min(STAGE_ROUNDS, -(-2 * cfg.min_epoch_rows // cfg.train_size)) if stage_runs(cfg, config) else 0
+
+
+def batches(labels, rounds, seed):
+    """The stage's steps: each round a seeded shuffle of the rows cut into steps of at most STAGE_ROWS, of sizes that
+    differ by one at most (17 rows: 9 and 8, not 16 and a row with no pair), as arrays of row positions."""
     import numpy as np
     rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    n = len(labels)
-    by_class = np.argsort(labels, kind="stable")  # the rows of each class together
-    classes, start, size = np.unique(labels[by_class], return_index=True, return_counts=True)
-    c = np.searchsorted(classes, labels)  # each row's class, as its block
-    rank = np.empty(n, dtype=np.int64)
-    rank[by_class] = np.arange(n)  # each row's place in the sorted rows
-    drawn, rows = [], np.arange(n)
-    while sum(len(d) for d in drawn) < count:
-        # another row of its block: a draw among size - 1, past its own place (itself only when alone)
-        k = rng.integers(0, np.maximum(size[c] - 1, 1))
-        k = np.where((size[c] > 1) & (start[c] + k >= rank), k + 1, k)
-        drawn.append(np.stack([rows, by_class[start[c] + k], np.ones(n)], 1))
-        if len(classes) > 1:  # a row of the other blocks: a draw among n - size, the block skipped
-            k = rng.integers(0, n - size[c])
-            drawn.append(np.stack([rows, by_class[np.where(k < start[c], k, k + size[c])], np.zeros(n)], 1))
-    drawn = np.concatenate(drawn)[rng.permutation(sum(len(d) for d in drawn))[:count]]
-    return [(int(i), int(j), float(same)) for i, j, same in drawn]
+    steps = []
+    for _ in range(rounds):
+        order = rng.permutation(len(labels))
+        steps += np.array_split(order, -(-len(order) // STAGE_ROWS))
+    return steps
 
 
-def contrastive_stage(model, rows, cfg, count, args, pad):
-    """Train the model's LoRA matrices on count pairs of the training rows (the head is not trained here): the
-    Trainer's loop at args (stage_arguments), each text read as the head reads it, the mean of its tokens (the model
-    is mean_pooled already: train.py's lora_model). pad: the run's collator."""
+def pair_loss(embeddings, labels):
+    """SetFit's loss, every pair of the step: the squared distance of each pair's cosine similarity to 1 (one class)
+    or 0 (two), the mean over the pairs of one class plus the mean over those of two (a step of 4 classes holds
+    three pairs of two classes for each of one; SetFit draws them half and half)."""
+    import torch
+    u = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+    same = labels[:, None] == labels[None, :]
+    error = (u @ u.T - same.float()) ** 2
+    other = ~torch.eye(len(labels), dtype=torch.bool, device=u.device)  # a text with itself is no pair
+    # + 0 * the sum: a step with no pair still has a loss with the graph (backward, and DDP's reduction, need it)
+    return sum(error[kind].mean() for kind in (same & other, ~same) if kind.any()) + 0 * error.sum()
+
+
+def contrastive_stage(model, rows, cfg, rounds, args, pad):
+    """Train the model's LoRA matrices (not the head) for `rounds` reads of each training row: the Trainer's loop at
+    args (stage_arguments), each text read as the head reads it, the mean of its tokens (the model is mean_pooled
+    already: train.py's lora_model). pad: the run's collator."""
+    import numpy as np
     import torch
     import transformers
 
     from . import pooling
     texts = rows.select_columns([c for c in rows.column_names if c not in ("label", "text_id", "tokens", "length")])
-    drawn = pairs(rows["label"][:], count, cfg.seed)
+    labels = np.asarray(rows["label"][:])
 
-    class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under a pair's loss
+    class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under the pairs' loss
         def __init__(self, base):
             super().__init__()
             self.base = base
 
-        def forward(self, first, second, labels):
-            u, v = (self.base(**side)[0][:, 0].float() for side in (first, second))  # the mean (pooling.mean_pooled)
-            return {"loss": torch.nn.functional.mse_loss(torch.nn.functional.cosine_similarity(u, v), labels)}
+        def forward(self, texts, labels):
+            return {"loss": pair_loss(self.base(**texts)[0][:, 0], labels)}  # the mean (pooling.mean_pooled)
 
-    def collate(batch):
+    def collate(steps):  # one step's rows (nn.DataParallel asks for one a GPU, and splits them again)
+        at = np.concatenate(steps)
         # plain dicts: nn.DataParallel splits a dict, and copies a BatchEncoding whole onto each GPU
-        return {"first": dict(pad([texts[i] for i, *_ in batch])), "second": dict(pad([texts[j] for _, j, _ in batch])),
-                "labels": torch.tensor([same for *_, same in batch])}
+        return {"texts": dict(pad([texts[int(i)] for i in at])), "labels": torch.as_tensor(labels[at])}
 
-    transformers.Trainer(model=Pairs(pooling.base_of(model)), args=args, train_dataset=drawn,
-                         data_collator=collate).train()
+    transformers.Trainer(model=Pairs(pooling.base_of(model)), args=args, data_collator=collate,
+                         train_dataset=batches(labels, rounds, cfg.seed)).train()
 
 
-def stage_text(cfg, pairs):
-    """The contrastive stage of contrastive_pairs() pairs in words, for the training line and the card."""
-    return (f"{pairs} pairs of the {cfg.train_size} training rows (of one class or two), {-(-pairs // PAIR_BATCH)} "
-            f"steps of {PAIR_BATCH} on the LoRA matrices; the head reads the mean of the tokens") if pairs else ""
+def head_from_features(model, trainer, rows):
+    """The head's last layer (its weights to the classes) set from a logistic regression (scikit-learn's, on features
+    scaled to a mean length of 1) on what it reads of the training rows, a text's windows averaged as its logits are:
+    read through trainer.predict with that layer taken out, so every process reads every row. Returns how it
+    started, in words; a random start where the rows hold one class."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from . import inference
+    last = [(name, m) for name, m in model.named_modules() if "modules_to_save" in name and isinstance(
+        m, torch.nn.Linear) and m.out_features == model.config.num_labels]
+    labels = np.asarray(rows["label"][:])[np.unique(inference.column(rows, "text_id"), return_index=True)[1]]
+    if not last or len(np.unique(labels)) < 2:
+        return "random"
+    name, layer = last[-1]
+    parent, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent), attribute, torch.nn.Identity())
+    try:
+        features = inference.logits_of(trainer, rows)
+    finally:
+        setattr(model.get_submodule(parent), attribute, layer)
+    scale = 1 / max(float(np.linalg.norm(features, axis=1).mean()), 1e-12)
+    fitted = LogisticRegression(max_iter=1000).fit(features * scale, labels)
+    weight = np.zeros((layer.out_features, layer.in_features))
+    bias = np.full(layer.out_features, -1e4)  # a class no training row holds: never given
+    if len(fitted.classes_) == 2:  # one line for two classes: half of it to each, the same softmax
+        weight[fitted.classes_] = np.stack([-fitted.coef_[0], fitted.coef_[0]]) / 2
+        bias[fitted.classes_] = np.array([-fitted.intercept_[0], fitted.intercept_[0]]) / 2
+    else:
+        weight[fitted.classes_], bias[fitted.classes_] = fitted.coef_, fitted.intercept_
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight * scale, dtype=layer.weight.dtype))
+        layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+    return "logistic regression"
+
+
+def stage_text(cfg, rounds):
+    """The contrastive stage of `rounds` reads of each row in words, for the training line and the card."""
+    steps = rounds * -(-cfg.train_size // STAGE_ROWS)
+    return (f"each of the {cfg.train_size} training rows read {rounds} times, {steps} steps of up to {STAGE_ROWS} rows "
+            f"and all their pairs (of one class or two) on the LoRA matrices; the head reads the mean of the tokens "
+            f"and starts from a logistic regression on it") if rounds else ""

@@ -68,7 +68,8 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         "epochs": epoch_table(epochs, losses, prefix),
         "kept_epoch": {"epoch": epoch_of(kept), "by": best, "score": kept[prefix + best],
                        "last_epoch": epoch_of(epochs[-1]), "last_score": epochs[-1][prefix + best]},
-        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch, long.get("train", {}).get("rows")),
+        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch, few_rows.passes(cfg, model.config),
+                          long.get("train", {}).get("rows")),
         "class_weights": class_weights,
         "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
         "train_runtime_s": result.metrics["train_runtime"],
@@ -88,7 +89,8 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         **dict(zip(("trainable_parameters", "total_parameters"), model.get_nb_trainable_parameters())),
         "lora_target_modules": sorted(model.peft_config["default"].target_modules),  # as peft applied them
         "pooling": pooled(model),  # what the head reads: its architecture's first token, or the mean of the tokens
-        "contrastive_pairs": few_rows.contrastive_pairs(cfg, model.config),  # few rows: the stage before the epochs
+        "passes_per_epoch": few_rows.passes(cfg, model.config),  # few rows: each epoch passed over them this often
+        "contrastive_rounds": few_rows.stage_rounds(cfg, model.config),  # few rows: the stage's reads of each row
         "versions": versions(),
     }
 
@@ -121,7 +123,7 @@ def epoch_of(logged):
     return round(epoch) if abs(epoch - round(epoch)) < 1e-6 else round(epoch, 3)
 
 
-def rows_text(cfg, subsets, calibrated, epochs_done, windows=None):
+def rows_text(cfg, subsets, calibrated, epochs_done, passes, windows=None):
     """Which rows did what, in words, for metrics.json. epochs_done: the Trainer's count, less than NUM_EPOCHS where
     --max_steps (or early stopping) ended the run sooner; windows: the training rows, where long texts are windows."""
     train, (eval_split, _), (validation_split, validation_size) = subsets["train"], subsets["eval"], \
@@ -130,7 +132,7 @@ def rows_text(cfg, subsets, calibrated, epochs_done, windows=None):
     of = f" windows of the {cfg.train_size} texts" if cfg.long_texts == "windows" and windows else " rows"
     seen = f" ({round(epochs_done * (windows if of != ' rows' else cfg.train_size))}{of} seen: --max_steps {steps}, " \
         f"{epochs_done:.3g} epochs)" if steps > 0 else ""
-    passes = few_rows.text(cfg)
+    passes = few_rows.text(cfg, passes)
     return {"trained_on": f"{cfg.train_size} rows of {train[0]!r}{seen}" + (f", {passes}" if passes else ""),
             "epoch_kept_chosen_on": f"{validation_size} rows of {validation_split!r}, none trained on or reported"
             if validation_split and cfg.num_epochs > 1 else LAST_EPOCH if cfg.num_epochs > 1
@@ -148,8 +150,9 @@ def adapter_facts(cfg, codec, precision, metrics):
             "label_codec": codec.to_json(),
             "label_column": cfg.label_column[0] if len(cfg.label_column) == 1 else cfg.label_column,
             "long_texts": cfg.long_texts, "stride": metrics["long_texts"]["stride"],
-            "passes_per_epoch": few_rows.passes(cfg),  # few rows: each epoch passed over them this many times
-            "contrastive_pairs": metrics["contrastive_pairs"],  # few rows: the pairs trained on before the epochs
+            "passes_per_epoch": metrics["passes_per_epoch"],  # few rows: each epoch passed over them this many times
+            "contrastive_rounds": metrics["contrastive_rounds"],  # few rows: the stage's reads of each row
+            "head_start": metrics["head_start"],  # few rows: the head's last layer from a logistic regression
             "pooling": metrics["pooling"],  # predict.py's head reads what this one read (textlora/pooling.py)
             "threshold": cfg.threshold or 0.5, "max_length": metrics["max_length"],
             "mixed_precision": cfg.mixed_precision, "evaluated_in": precision,
@@ -180,7 +183,7 @@ def long_text(long, max_length, setting):
             + (f" ({train.get('rows', 0)} training rows of windows)" if setting == "windows" else ""))
 
 
-def data_line(cfg, subsets, codec, why, class_weights, repeated, long, max_length):
+def data_line(cfg, subsets, codec, why, class_weights, repeated, long, max_length, passes):
     (train_split, _), (eval_split, _), (validation_split, validation_size) = subsets.values()
     labels, shown = codec.names, codec.shown_classes()
     source = repr(eval_split) if eval_split != train_split else f"{eval_split!r} too, without overlap"
@@ -191,7 +194,7 @@ def data_line(cfg, subsets, codec, why, class_weights, repeated, long, max_lengt
     kind = {SINGLE: f"{len(labels)} classes: {', '.join(shown)}",
             MULTI: f"{len(labels)} labels, several per text: {', '.join(shown)}",
             REGRESSION: f"a number per text: {labels[0]}"}[codec.problem]
-    passes = few_rows.text(cfg)
+    passes = few_rows.text(cfg, passes)
     return (f"data: {cfg.train_size} rows from {train_split!r} for training" + (f" ({passes})" if passes else "")
             + f", {cfg.eval_size} from {source} for evaluation"
             + (f", {validation_size} from {chooser} to {purpose(cfg, codec.problem)}" if validation_split else "")
@@ -272,8 +275,8 @@ NOT_CALIBRATED = "none (no held-out rows, or a number per text)"
 def model_card(cfg, metrics, head, precision, adapter_dir):
     base, labels, data = metrics["config"]["base_model"], metrics["labels"], metrics["data"]
     multi = metrics["problem_type"] == MULTI
-    stage = f"; first a contrastive stage of {few_rows.stage_text(cfg, metrics['contrastive_pairs'])}" \
-        if metrics.get("contrastive_pairs") else ""
+    stage = f"; first a contrastive stage: {few_rows.stage_text(cfg, metrics['contrastive_rounds'])}" \
+        if metrics.get("contrastive_rounds") else ""
     return f"""---
 base_model: {base}
 library_name: peft
