@@ -48,7 +48,7 @@ LEARNING_RATE = 1e-3                    # peak learning rate (linear decay)
 BATCH_SIZE = 4                          # training rows per step and process
 NUM_EPOCHS = 1                          # epochs of training; evaluation and a checkpoint after each
 CONTRASTIVE_STAGE = True                # fewer rows than MIN_EPOCH_ROWS: the head reads the mean, trained on pairs
-MIN_EPOCH_ROWS = 1000                   # fewer rows: pairs of them first (SetFit), and an epoch sees this many; 0: off
+MIN_EPOCH_ROWS = 1000                   # fewer rows: pairs first (SetFit), epochs of 128 rows (no pairs: this); 0: off
 BEST_METRIC = "auto"                    # the epoch kept is the best at it; auto: accuracy, micro_f1 or rmse by problem
 THRESHOLD: float | None = None          # several labels: a label is given past it; None: its best F1 on validation rows
 BASELINE = True                         # TF-IDF + logistic regression (ridge for numbers) on the same rows, to compare
@@ -198,6 +198,9 @@ def main(args=None):
             base_name, num_labels=len(labels), id2label=dict(enumerate(labels)), problem_type=problem,
             label2id={n: i for i, n in enumerate(labels)}, trust_remote_code=remote))
         passes = few_rows.passes(cfg, config)  # few rows: each epoch passes over them several times
+        if started and few_rows.stage_runs(cfg, config) and started.get("few_rows") != few_rows.RECIPE:
+            raise Refused(f"--resume: the run in {cfg.output_dir!r} was started by an earlier train.py, whose recipe "
+                          f"for few rows this one no longer has; start over with --overwrite_output_dir")
         max_length = models.within_reach(cfg.max_length, config, tokenizer)  # past its positions a model fails
         padding_added = models.give_a_padding_token(tokenizer, config, cfg)  # decoders (GPT-2, Llama, Qwen) lack one
         stride = models.window_stride(cfg, max_length, tokenizer)  # windows: tokens shared by neighbours
@@ -241,8 +244,8 @@ def main(args=None):
                            if args.load_best_model_at_end and cfg.early_stopping_patience else []))
 
     if main_process:
-        settings.start_run(cfg, {"precision": precision, "speed": speed, "rows_digest": drawn,
-                                 "processes": machine.processes()})  # run.json: what --resume goes on with
+        settings.start_run(cfg, {"precision": precision, "speed": speed, "rows_digest": drawn,  # run.json: what
+                                 "processes": machine.processes(), "few_rows": few_rows.RECIPE})  # --resume needs
     pad_to = inference.fit_to_the_chip(model, device, precision)  # and the head computes in fp32 in any precision
     searched = None
     if cfg.search_trials:  # the settings chosen on the validation rows alone; the evaluation rows are not given to it
@@ -286,7 +289,8 @@ def main(args=None):
                 print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, rounds)}")
             few_rows.contrastive_stage(model, tokenized["train"], cfg, rounds, few_rows.stage_arguments(args),
                                        trainer.data_collator)
-            head_start = few_rows.head_from_features(model, trainer, tokenized["train"])
+            head_start = few_rows.head_from_features(model, tokenized["train"], args, trainer.data_collator,
+                                                     class_weights)
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with
         # the training, and a score logged now would open another.

@@ -26,7 +26,7 @@ def tiny(model_type, **extra):
     from transformers import logging as transformers_logging
     transformers_logging.set_verbosity_error()  # small vocabularies: the special token ids beyond them are warned of
     try:
-        config = AutoConfig.for_model(model_type, **{**SMALL, **BACKBONES[model_type][1], **extra}, num_labels=2)
+        config = AutoConfig.for_model(model_type, **{"num_labels": 2, **SMALL, **BACKBONES[model_type][1], **extra})
         return AutoModelForSequenceClassification.from_config(config)
     finally:
         transformers_logging.set_verbosity_warning()

@@ -1,7 +1,7 @@
 """The head reads the mean of a text's tokens where an architecture's head reads its first token: the logits are the
 head's on the mean of the final states, computed here by hand, whatever the padding."""
 import pytest
-from test_backbones import BACKBONES, tiny
+from test_backbones import BACKBONES, SMALL, tiny
 
 from textlora import pooling
 
@@ -40,3 +40,50 @@ def test_a_mean_pooled_head_reads_the_mean_of_the_tokens_and_not_the_padding(mod
     assert not torch.allclose(mean, first)
     torch.testing.assert_close(mean, expected)
     torch.testing.assert_close(alone[0], mean[1], rtol=1e-4, atol=1e-5)
+
+
+# each architecture's last layer of its head, by the name its modelling code in transformers gives it
+LAST_LAYER = {"distilbert": "classifier", "deberta-v2": "classifier"}
+
+
+@pytest.mark.parametrize("model_type", pooling.HEAD_READS_THE_FIRST_TOKEN)
+def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_type, tmp_path):
+    """few_rows.head_from_features on each architecture that reads the mean, wrapped as train.py wraps it: its
+    probabilities on the training rows are scikit-learn's logistic regression's, fitted here on what a hook on the
+    head's last layer (named by hand) reads. As many classes as the hidden size (32): a dense layer of the head with
+    as many outputs as classes is not its last one."""
+    import datasets
+    import numpy as np
+    import torch
+    import transformers
+    from peft import LoraConfig, TaskType, get_peft_model
+    from sklearn.linear_model import LogisticRegression
+
+    from textlora import few_rows
+    torch.manual_seed(0)
+    model = tiny(model_type, num_labels=SMALL["hidden_size"]).eval()
+    head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
+    query = BACKBONES[model_type][0]
+    model = pooling.mean_pooled(get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=2,
+                                                                 target_modules=[query], modules_to_save=head)))
+    rng = np.random.default_rng(0)
+    n = 3 * SMALL["hidden_size"]  # 3 rows a class
+    ids = rng.integers(5, 100, size=(n, 6)).tolist()
+    labels = [i % SMALL["hidden_size"] for i in range(n)]
+    rows = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 6] * n, "label": labels,
+                                       "text_id": list(range(n)), "length": [6] * n})
+    args = transformers.TrainingArguments(str(tmp_path), use_cpu=True, per_device_eval_batch_size=7)
+    assert few_rows.head_from_features(model, rows, args, transformers.default_data_collator) == \
+        "logistic regression"
+    name = LAST_LAYER.get(model_type, "classifier.out_proj").split(".")
+    last = model.base_model.model.get_submodule(name[0]).modules_to_save["default"]
+    last = last.get_submodule(".".join(name[1:])) if len(name) > 1 else last
+    read = []
+    hook = last.register_forward_hook(lambda module, args, out: read.append(args[0]))
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(ids), attention_mask=torch.ones(n, 6, dtype=torch.long)).logits
+    hook.remove()
+    features = torch.cat(read).numpy()
+    scale = 1 / np.linalg.norm(features, axis=1).mean()
+    expected = LogisticRegression(max_iter=1000).fit(features * scale, labels).predict_proba(features * scale)
+    np.testing.assert_allclose(logits.softmax(-1).numpy(), expected, atol=2e-3)  # within the solver's tolerance

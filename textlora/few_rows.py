@@ -18,10 +18,11 @@ STAGE_ROUNDS = 20  # the stage reads each row this often (SetFit's num_iteration
 STAGE_ROWS = 16  # rows a step of the stage: all their pairs are its loss
 # after the stage the head starts from a logistic regression: an epoch passes over the rows until it saw this many
 EPOCH_ROWS_AFTER_STAGE = 128
+RECIPE = "all pairs of a step, the head from a logistic regression, 128 rows an epoch"  # run.json: what --resume needs
 # of the run's TrainingArguments, those the stage keeps: its model is the base model under a pair's loss, which the
 # rest (checkpointing of activations, label smoothing, NEFTune, evaluation, schedules on a score) would break
 KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "dataloader_pin_memory", "weight_decay",
-        "max_grad_norm", "optim", "adam_beta1", "adam_beta2", "adam_epsilon", "gradient_accumulation_steps")
+        "max_grad_norm", "optim", "adam_beta1", "adam_beta2", "adam_epsilon")  # a step of rows is already whole
 
 
 def stage_arguments(args):
@@ -150,17 +151,23 @@ def contrastive_stage(model, rows, cfg, rounds, args, pad):
         # plain dicts: nn.DataParallel splits a dict, and copies a BatchEncoding whole onto each GPU
         return {"texts": dict(pad([texts[int(i)] for i in at])), "labels": torch.as_tensor(labels[at])}
 
+    # every process (and GPU of nn.DataParallel) takes its share of the steps: each takes `rounds` rounds, so that
+    # the optimiser makes as many steps as on one
+    shares = args.world_size * max(args.n_gpu, 1)
     transformers.Trainer(model=Pairs(pooling.base_of(model)), args=args, data_collator=collate,
-                         train_dataset=batches(labels, rounds, cfg.seed)).train()
+                         train_dataset=batches(labels, rounds * shares, cfg.seed)).train()
 
 
-def head_from_features(model, trainer, rows):
+def head_from_features(model, rows, args, pad, class_weights=None):
     """The head's last layer (its weights to the classes) set from a logistic regression (scikit-learn's, on features
-    scaled to a mean length of 1) on what it reads of the training rows, a text's windows averaged as its logits are:
-    read through trainer.predict with that layer taken out, so every process reads every row. Returns how it
-    started, in words; a random start where the rows hold one class."""
+    scaled to a mean length of 1, weighted as the loss is) on what it reads of the training rows, a text's windows
+    averaged as its logits are. They are read through a Trainer of their own (nothing logged, no tracker's run) with
+    that layer taken out, whose predict gathers every row on every process. A class no training row holds gets no
+    weights and a bias below the others' by log(rows): rarer than one row in them, yet a start that training can move.
+    Returns how the head started: "random" where the rows hold one class or the features are not finite."""
     import numpy as np
     import torch
+    import transformers
     from sklearn.linear_model import LogisticRegression
 
     from . import inference
@@ -171,29 +178,40 @@ def head_from_features(model, trainer, rows):
         return "random"
     name, layer = last[-1]
     parent, _, attribute = name.rpartition(".")
+    reader = transformers.Trainer(model=model, data_collator=pad, args=transformers.TrainingArguments(
+        **{k: getattr(args, k) for k in KEPT}, per_device_eval_batch_size=args.per_device_eval_batch_size,
+        report_to="none", disable_tqdm=True))
     setattr(model.get_submodule(parent), attribute, torch.nn.Identity())
     try:
-        features = inference.logits_of(trainer, rows)
+        features = inference.logits_of(reader, rows)
     finally:
         setattr(model.get_submodule(parent), attribute, layer)
+    if not np.isfinite(features).all():
+        return "random"
     scale = 1 / max(float(np.linalg.norm(features, axis=1).mean()), 1e-12)
-    fitted = LogisticRegression(max_iter=1000).fit(features * scale, labels)
+    weights = None if class_weights is None else {int(c): class_weights[c] for c in np.unique(labels)}
+    fitted = LogisticRegression(max_iter=1000, class_weight=weights).fit(features * scale, labels)
     weight = np.zeros((layer.out_features, layer.in_features))
-    bias = np.full(layer.out_features, -1e4)  # a class no training row holds: never given
+    bias = np.zeros(layer.out_features)
     if len(fitted.classes_) == 2:  # one line for two classes: half of it to each, the same softmax
         weight[fitted.classes_] = np.stack([-fitted.coef_[0], fitted.coef_[0]]) / 2
         bias[fitted.classes_] = np.array([-fitted.intercept_[0], fitted.intercept_[0]]) / 2
     else:
         weight[fitted.classes_], bias[fitted.classes_] = fitted.coef_, fitted.intercept_
+    absent = np.setdiff1d(np.arange(layer.out_features), fitted.classes_)
+    bias[absent] = bias[fitted.classes_].min() - np.log(len(labels))
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(weight * scale, dtype=layer.weight.dtype))
         layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
     return "logistic regression"
 
 
-def stage_text(cfg, rounds):
-    """The contrastive stage of `rounds` reads of each row in words, for the training line and the card."""
-    steps = rounds * -(-cfg.train_size // STAGE_ROWS)
-    return (f"each of the {cfg.train_size} training rows read {rounds} times, {steps} steps of up to {STAGE_ROWS} rows "
-            f"and all their pairs (of one class or two) on the LoRA matrices; the head reads the mean of the tokens "
-            f"and starts from a logistic regression on it") if rounds else ""
+def stage_text(cfg, rounds, head_start=None):
+    """The contrastive stage of `rounds` reads of each row in words, for the training line and (with how the head
+    started) the card."""
+    rows = f"the windows of the {cfg.train_size} training rows each" if cfg.long_texts == "windows" else \
+        f"each of the {cfg.train_size} training rows"
+    return (f"{rows} read {rounds} times, in steps of up to "
+            f"{STAGE_ROWS} rows and all their pairs (of one class or two), on the LoRA matrices; the head reads the "
+            f"mean of the tokens" + (f" and started from a {head_start} on it" if head_start == "logistic regression"
+                                     else ", its start random" if head_start else "")) if rounds else ""

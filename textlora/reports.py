@@ -275,7 +275,8 @@ NOT_CALIBRATED = "none (no held-out rows, or a number per text)"
 def model_card(cfg, metrics, head, precision, adapter_dir):
     base, labels, data = metrics["config"]["base_model"], metrics["labels"], metrics["data"]
     multi = metrics["problem_type"] == MULTI
-    stage = f"; first a contrastive stage: {few_rows.stage_text(cfg, metrics['contrastive_rounds'])}" \
+    stage = "; first a contrastive stage: " + few_rows.stage_text(cfg, metrics["contrastive_rounds"],
+                                                                 metrics["head_start"]) \
         if metrics.get("contrastive_rounds") else ""
     return f"""---
 base_model: {base}
