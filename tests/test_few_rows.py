@@ -1,8 +1,8 @@
 """A few labelled rows, as the defaults train them: the tiny model, from 8 rows per class of a set it can learn,
 learns it with nothing changed but the data (MIN_EPOCH_ROWS: a contrastive stage on the pairs of the rows, the head
 reading the mean of the tokens and starting from a logistic regression, then epochs that pass over the rows until
-they saw 128), where one pass leaves it at chance; the run says so in the data line, metrics.json, training.json and
-the card, and predict.py and the card's load code label as the run evaluated."""
+they saw 128 a class), where one pass leaves it at chance; the run says so in the data line, metrics.json,
+training.json and the card, and predict.py and the card's load code label as the run evaluated."""
 import json
 import os
 import random
@@ -37,12 +37,12 @@ def test_eight_rows_per_class_are_learnt_with_the_defaults(tiny_model, tmp_path)
         return proc, out, json.loads((out / "metrics.json").read_text())
 
     proc, out, metrics = run("defaults")
-    passes = 8  # after the stage, 128 rows an epoch: 128 / 16 = 8 passes, 32 steps of 4
+    passes = 16  # after the stage, 128 rows a class an epoch: 256 / 16 = 16 passes, 64 steps of 4
     assert metrics["eval_accuracy"] >= 0.8, metrics["eval_accuracy"]
-    assert [d for d in os.listdir(out) if d.startswith("checkpoint-")] == ["checkpoint-32"]
-    said = f"under --min_epoch_rows 1000: {passes} passes over them an epoch, 128 rows"
+    assert [d for d in os.listdir(out) if d.startswith("checkpoint-")] == ["checkpoint-64"]
+    said = f"under --min_epoch_rows 1000: {passes} passes over them an epoch, 256 rows"
     assert f"data: 16 rows from 'train' for training ({said})" in proc.stdout
-    assert "1 epoch(s) of 8 passes over the rows" in proc.stdout
+    assert "1 epoch(s) of 16 passes over the rows" in proc.stdout
     assert metrics["rows"]["trained_on"] == f"16 rows of 'train', {said}"
     assert json.loads((out / "adapter" / "training.json").read_text())["passes_per_epoch"] == passes
     assert said in (out / "adapter" / "README.md").read_text()
@@ -115,13 +115,17 @@ def test_the_rule_and_the_order_of_an_epoch():
 
     from textlora import few_rows
 
-    def passes(model_type, *flags):
-        return few_rows.passes(settings(*flags), config_of(model_type))
+    def passes(model_type, *flags, classes=2):
+        config = config_of(model_type)
+        config.num_labels = classes
+        return few_rows.passes(settings(*flags), config)
     # with no stage (BERT's head reads its pooler), counted by hand: 1,000 / 16 = 62.5 -> 63; 1,000 / 999 -> 2; 1,000
     # rows and more, once
     assert [passes("bert", "--train_size", str(n)) for n in (16, 999, 1000, 5000)] == [63, 2, 1, 1]
-    # after a stage, 128 rows: 128 / 16 = 8, 128 / 100 -> 2, 128 / 999 -> 1; never more than MIN_EPOCH_ROWS (50 / 16)
-    assert [passes("distilbert", "--train_size", str(n)) for n in (16, 100, 999, 1000)] == [8, 2, 1, 1]
+    # after a stage, 128 rows a class, 2 classes: 256 / 16 = 16, 256 / 100 -> 3, 256 / 999 -> 1; 4 classes: 512 / 16
+    # = 32; never more than MIN_EPOCH_ROWS (50 / 16 -> 4)
+    assert [passes("distilbert", "--train_size", str(n)) for n in (16, 100, 999, 1000)] == [16, 3, 1, 1]
+    assert passes("distilbert", "--train_size", "16", classes=4) == 32
     assert passes("distilbert", "--train_size", "16", "--min_epoch_rows", "50") == 4
     assert passes("distilbert", "--train_size", "16", "--no_contrastive_stage") == 63
     assert passes("bert", "--train_size", "16", "--num_epochs", "3") == 63  # per epoch, whatever epochs

@@ -17,8 +17,9 @@ MOST_ROWS = 10_000_000  # an epoch's order is an index per row seen, built befor
 STAGE_ROUNDS = 20  # the stage reads each row this often (SetFit's num_iterations), at most 2 * MIN_EPOCH_ROWS texts
 STAGE_ROWS = 16  # rows a step of the stage: all their pairs are its loss
 # after the stage the head starts from a logistic regression: an epoch passes over the rows until it saw this many
+# a class (its weights to each class are what the epochs adjust)
 EPOCH_ROWS_AFTER_STAGE = 128
-RECIPE = "all pairs of a step, the head from a logistic regression, 128 rows an epoch"  # run.json: what --resume needs
+RECIPE = "all pairs of a step, the head from a logistic regression, 128 rows a class an epoch"  # run.json: --resume
 # of the run's TrainingArguments, those the stage keeps: its model is the base model under a pair's loss, which the
 # rest (checkpointing of activations, label smoothing, NEFTune, evaluation, schedules on a score) would break
 KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "dataloader_pin_memory", "weight_decay",
@@ -44,11 +45,13 @@ def few(cfg):
 
 def passes(cfg, config):
     """How many times each epoch passes over the training rows: once unless they are few(); else as many times as
-    reach MIN_EPOCH_ROWS rows (32 rows of 1,000: 32), or after a contrastive stage EPOCH_ROWS_AFTER_STAGE (of 128:
-    4). Counted in texts: long texts read in windows repeat their windows."""
+    reach MIN_EPOCH_ROWS rows (32 rows of 1,000: 32), or after a contrastive stage EPOCH_ROWS_AFTER_STAGE a class,
+    at most MIN_EPOCH_ROWS (32 rows of 2 classes, 256 rows: 8). Counted in texts: long texts read in windows repeat
+    their windows."""
     if not few(cfg):
         return 1
-    rows = min(cfg.min_epoch_rows, EPOCH_ROWS_AFTER_STAGE) if stage_runs(cfg, config) else cfg.min_epoch_rows
+    rows = min(cfg.min_epoch_rows, EPOCH_ROWS_AFTER_STAGE * config.num_labels) if stage_runs(cfg, config) \
+        else cfg.min_epoch_rows
     return -(-rows // cfg.train_size)
 
 
