@@ -287,9 +287,9 @@ def main(args=None):
         if rounds and not resume_from:
             if main_process:
                 print(f"contrastive stage, before the epochs: {few_rows.stage_text(cfg, rounds)}")
-            few_rows.contrastive_stage(model, tokenized["train"], cfg, rounds, few_rows.stage_arguments(args),
-                                       trainer.data_collator)
-            head_start = few_rows.head_from_features(model, tokenized["train"], args, trainer.data_collator,
+            stage = few_rows.stage_arguments(args)
+            few_rows.contrastive_stage(model, tokenized["train"], cfg, rounds, stage, trainer.data_collator)
+            head_start = few_rows.head_from_features(model, tokenized["train"], stage, trainer.data_collator,
                                                      class_weights)
         result = trainer.train(resume_from_checkpoint=resume_from)
         # The kept adapter on the evaluation rows, scored once. predict, not evaluate: the trackers' runs ended with

@@ -27,12 +27,13 @@ KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "datal
 
 
 def stage_arguments(args):
-    """The stage's TrainingArguments: one epoch over the pairs, already in their order, nothing saved or evaluated (a
-    checkpoint of the epochs after it holds what it trained). An item is a step's rows; a tenth of the steps warm up
-    (SetFit's schedule too)."""
+    """The stage's TrainingArguments, and those that read the head's features after it: one epoch over the pairs,
+    already in their order, nothing saved, evaluated or logged (a checkpoint of the epochs after it holds what it
+    trained). An item is a step's rows; a tenth of the steps warm up (SetFit's schedule too)."""
     from transformers import TrainingArguments
     return TrainingArguments(**{k: getattr(args, k) for k in KEPT}, num_train_epochs=1, warmup_steps=0.1,
-                             per_device_train_batch_size=1, eval_strategy="no", save_strategy="no",
+                             per_device_train_batch_size=1, per_device_eval_batch_size=args.per_device_eval_batch_size,
+                             eval_strategy="no", save_strategy="no",
                              logging_strategy="no", train_sampling_strategy="sequential", report_to="none",
                              remove_unused_columns=False)
 
@@ -164,9 +165,10 @@ def contrastive_stage(model, rows, cfg, rounds, args, pad):
 def head_from_features(model, rows, args, pad, class_weights=None):
     """The head's last layer (its weights to the classes) set from a logistic regression (scikit-learn's, on features
     scaled to a mean length of 1, weighted as the loss is) on what it reads of the training rows, a text's windows
-    averaged as its logits are. They are read through a Trainer of their own (nothing logged, no tracker's run) with
-    that layer taken out, whose predict gathers every row on every process. A class no training row holds gets no
-    weights and a bias below the others' by log(rows): rarer than one row in them, yet a start that training can move.
+    averaged as its logits are. They are read through a Trainer of their own at args (stage_arguments: nothing
+    logged, no tracker's run) with that layer taken out, whose predict gathers every row on every process. A class
+    no training row holds gets no weights and a bias below the others' by log(rows): rarer than one row in them, yet
+    a start that training can move.
     Returns how the head started: "random" where the rows hold one class or the features are not finite."""
     import numpy as np
     import torch
@@ -181,9 +183,7 @@ def head_from_features(model, rows, args, pad, class_weights=None):
         return "random"
     name, layer = last[-1]
     parent, _, attribute = name.rpartition(".")
-    reader = transformers.Trainer(model=model, data_collator=pad, args=transformers.TrainingArguments(
-        **{k: getattr(args, k) for k in KEPT}, per_device_eval_batch_size=args.per_device_eval_batch_size,
-        report_to="none", disable_tqdm=True))
+    reader = transformers.Trainer(model=model, data_collator=pad, args=args)
     setattr(model.get_submodule(parent), attribute, torch.nn.Identity())
     try:
         features = inference.logits_of(reader, rows)

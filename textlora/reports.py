@@ -59,6 +59,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
     epochs = list({epoch_of(h): h for h in log if f"{prefix}loss" in h}.values())
     kept = next(e for e in epochs if e["step"] == trainer.state.best_global_step) if keep_best else epochs[-1]
     losses = [h for h in log if "loss" in h]
+    passes = few_rows.passes(cfg, model.config)
     return {
         "problem_type": problem, "labels": labels, "headline": SCORES[problem][0],
         **{k: v for k, v in final.items() if k.startswith("eval_")},
@@ -68,8 +69,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         "epochs": epoch_table(epochs, losses, prefix),
         "kept_epoch": {"epoch": epoch_of(kept), "by": best, "score": kept[prefix + best],
                        "last_epoch": epoch_of(epochs[-1]), "last_score": epochs[-1][prefix + best]},
-        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch, few_rows.passes(cfg, model.config),
-                          long.get("train", {}).get("rows")),
+        "rows": rows_text(cfg, subsets, calibrated, trainer.state.epoch, passes, long.get("train", {}).get("rows")),
         "class_weights": class_weights,
         "train_loss": run_loss(log, trainer.state.global_step),  # all the run's steps, resumed or not
         "train_runtime_s": result.metrics["train_runtime"],
@@ -89,7 +89,7 @@ def metrics_of(cfg, trainer, result, reported, report, calibrated, codec, best, 
         **dict(zip(("trainable_parameters", "total_parameters"), model.get_nb_trainable_parameters())),
         "lora_target_modules": sorted(model.peft_config["default"].target_modules),  # as peft applied them
         "pooling": pooled(model),  # what the head reads: its architecture's first token, or the mean of the tokens
-        "passes_per_epoch": few_rows.passes(cfg, model.config),  # few rows: each epoch passed over them this often
+        "passes_per_epoch": passes,  # few rows: each epoch passed over them this often
         "contrastive_rounds": few_rows.stage_rounds(cfg, model.config),  # few rows: the stage's reads of each row
         "versions": versions(),
     }
