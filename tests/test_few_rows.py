@@ -226,6 +226,15 @@ def test_the_head_starts_as_the_logistic_regression_on_what_it_reads(tiny_model,
             logits = model.eval()(**tokenizer(texts, padding=True, return_tensors="pt")).logits
         hook.remove()
         features = torch.cat(read).numpy()
+        mean = []
+        # the layer before the last (pre_classifier) passes the mean it reads, scaled to at most 1, plus 1, by ReLU
+        hook = model.base_model.model.pre_classifier.register_forward_hook(
+            lambda m, args, out, mean=mean: mean.append(args[0]))
+        with torch.no_grad():
+            model(**tokenizer(texts, padding=True, return_tensors="pt"))
+        hook.remove()
+        np.testing.assert_allclose(features, torch.relu(mean[0] / mean[0].abs().max() + 1).numpy(), rtol=1e-5)
+        features -= features.mean(0)
         scale = 1 / np.linalg.norm(features, axis=1).mean()
         expected = LogisticRegression(max_iter=1000).fit(features * scale, labels).predict_proba(features * scale)
         given = logits.softmax(-1).numpy()

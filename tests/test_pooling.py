@@ -50,8 +50,9 @@ LAST_LAYER = {"distilbert": "classifier", "deberta-v2": "classifier"}
 def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_type, tmp_path):
     """few_rows.head_from_features on each architecture that reads the mean, wrapped as train.py wraps it: its
     probabilities on the training rows are scikit-learn's logistic regression's, fitted here on what a hook on the
-    head's last layer (named by hand) reads. As many classes as the hidden size (32): a dense layer of the head with
-    as many outputs as classes is not its last one."""
+    head's last layer (named by hand) reads, and that is the architecture's activation (named by hand) of each
+    coordinate of the mean of the tokens, scaled to at most 1, plus 1. As many classes as the hidden size (32): a
+    dense layer of the head with as many outputs as classes is not its last one."""
     import datasets
     import numpy as np
     import torch
@@ -82,8 +83,14 @@ def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_t
     hook = last.register_forward_hook(lambda module, args, out: read.append(args[0]))
     with torch.no_grad():
         logits = model(input_ids=torch.tensor(ids), attention_mask=torch.ones(n, 6, dtype=torch.long)).logits
+        mean = pooling.base_of(model)(input_ids=torch.tensor(ids))[0][:, 0]  # what the head reads
     hook.remove()
-    features = torch.cat(read).numpy()
+    features = torch.cat(read)
+    # the layer before the last passes each coordinate of the mean, scaled to at most 1, plus 1
+    activation = {"distilbert": torch.relu, "electra": torch.nn.functional.gelu,
+                  "deberta-v2": torch.nn.functional.gelu}.get(model_type, torch.tanh)
+    torch.testing.assert_close(features, activation(mean / mean.abs().max() + 1))
+    features = features.numpy() - features.numpy().mean(0)
     scale = 1 / np.linalg.norm(features, axis=1).mean()
     expected = LogisticRegression(max_iter=1000).fit(features * scale, labels).predict_proba(features * scale)
     np.testing.assert_allclose(logits.softmax(-1).numpy(), expected, atol=2e-3)  # within the solver's tolerance

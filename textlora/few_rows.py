@@ -9,9 +9,9 @@ Before those epochs, where the head reads one class of several and the architect
 mean of a text's tokens to lie near those of its class and far from the others' (cosine similarity, 1 for a pair of
 one class, 0 for two). SetFit draws two pairs a row and reads both texts of each; here every pair of the rows of a
 step counts (a step of 16 rows is 120 pairs, each text read once), which reads each text a quarter as often for the
-same steps. Then the head's last layer starts from a logistic regression on what it reads of the training rows
-(linear probing, then fine-tuning: Kumar et al. 2022), so that the epochs after the stage only adjust it and need
-fewer passes. bench/README.md has what each part does on IMDB and AG News against SetFit."""
+same steps. Then the head starts as a logistic regression on the mean (linear probing, then fine-tuning: Kumar et
+al. 2022), so that the epochs after the stage only adjust it and need fewer passes. bench/README.md has what each part
+does on IMDB and AG News against SetFit."""
 
 MOST_ROWS = 10_000_000  # an epoch's order is an index per row seen, built before the first step
 STAGE_ROUNDS = 20  # the stage reads each row this often (SetFit's num_iterations), at most 2 * MIN_EPOCH_ROWS texts
@@ -19,7 +19,9 @@ STAGE_ROWS = 16  # rows a step of the stage: all their pairs are its loss
 # after the stage the head starts from a logistic regression: an epoch passes over the rows until it saw this many
 # a class (its weights to each class are what the epochs adjust)
 EPOCH_ROWS_AFTER_STAGE = 128
-RECIPE = "all pairs of a step, the head from a logistic regression, 128 rows a class an epoch"  # run.json: --resume
+NOT_TEXT = ("label", "text_id", "tokens", "length")  # the columns of a tokenized row that the model does not read
+# in run.json: a --resume of a run begun by another recipe is refused
+RECIPE = "all pairs of a step, the head from a logistic regression on the mean, 128 rows a class an epoch"
 # of the run's TrainingArguments, those the stage keeps: its model is the base model under a pair's loss, which the
 # rest (checkpointing of activations, label smoothing, NEFTune, evaluation, schedules on a score) would break
 KEPT = ("output_dir", "learning_rate", "seed", "bf16", "fp16", "use_cpu", "dataloader_pin_memory", "weight_decay",
@@ -139,7 +141,7 @@ def contrastive_stage(model, rows, cfg, rounds, args, pad):
     import transformers
 
     from . import pooling
-    texts = rows.select_columns([c for c in rows.column_names if c not in ("label", "text_id", "tokens", "length")])
+    texts = rows.select_columns([c for c in rows.column_names if c not in NOT_TEXT])
     labels = np.asarray(rows["label"][:])
 
     class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under the pairs' loss
@@ -163,37 +165,63 @@ def contrastive_stage(model, rows, cfg, rounds, args, pad):
 
 
 def head_from_features(model, rows, args, pad, class_weights=None):
-    """The head's last layer (its weights to the classes) set from a logistic regression (scikit-learn's, on features
-    scaled to a mean length of 1, weighted as the loss is) on what it reads of the training rows, a text's windows
-    averaged as its logits are. They are read through a Trainer of their own at args (stage_arguments: nothing
-    logged, no tracker's run) with that layer taken out, whose predict gathers every row on every process. A class
-    no training row holds gets no weights and a bias below the others' by log(rows): rarer than one row in them, yet
-    a start that training can move.
-    Returns how the head started: "random" where the rows hold one class or the features are not finite."""
+    """The head started as a logistic regression on the mean of each training row's tokens, as SetFit's head starts.
+    Where the head passes the mean through one layer of its own size before its last (DistilBERT's pre_classifier
+    and ReLU, RoBERTa's dense and tanh, ELECTRA's and DeBERTa's GELU), that layer becomes s * I plus 1, s = 1 / the
+    largest coordinate of the rows' means: the activation passes each coordinate, near-linearly, where a random layer
+    mixes them and ReLU drops half. The last layer (its weights to the classes) is then scikit-learn's logistic
+    regression on what it reads of the training rows, centred and scaled to a mean length of 1, weighted as the loss
+    is; a text's windows averaged as its logits are. Both are read through a Trainer of their own at args
+    (stage_arguments: nothing logged, no tracker's run), whose predict gathers every row on every process, so that
+    every process sets the same head. A class no training row holds gets no weights and a bias below the others' by
+    log(rows): rarer than one row in them, yet a start that training can move.
+    Returns how the head started: "random" where the rows hold one class or the features are not finite (the head
+    left as it was)."""
     import numpy as np
     import torch
     import transformers
     from sklearn.linear_model import LogisticRegression
 
-    from . import inference
-    last = [(name, m) for name, m in model.named_modules() if "modules_to_save" in name and isinstance(
-        m, torch.nn.Linear) and m.out_features == model.config.num_labels]
+    from . import inference, pooling
+    head = [(name, m) for name, m in model.named_modules() if "modules_to_save" in name and isinstance(
+        m, torch.nn.Linear)]
+    last = [(name, m) for name, m in head if m.out_features == model.config.num_labels]
     labels = np.asarray(rows["label"][:])[np.unique(inference.column(rows, "text_id"), return_index=True)[1]]
     if not last or len(np.unique(labels)) < 2:
         return "random"
     name, layer = last[-1]
+    inner = [m for _, m in head if m is not layer and m.in_features == m.out_features]
+    kept = [{k: v.clone() for k, v in m.state_dict().items()} for m in inner]
+    if len(inner) == 1:
+        class Mean(torch.nn.Module):  # what the head reads: the mean of the tokens (pooling.mean_pooled)
+            def __init__(self, base):
+                super().__init__()
+                self.base = base
+
+            def forward(self, input_ids, attention_mask=None, token_type_ids=None, **not_text):  # text_id, ...
+                given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+                return {"logits": self.base(input_ids, **{k: v for k, v in given.items() if v is not None})[0][:, 0]}
+
+        means = inference.logits_of(transformers.Trainer(model=Mean(pooling.base_of(model)), data_collator=pad,
+                                                         args=args), rows)
+        with torch.no_grad():
+            inner[0].weight.copy_(torch.eye(inner[0].in_features) / max(float(np.abs(means).max()), 1e-12))
+            inner[0].bias.fill_(1)
     parent, _, attribute = name.rpartition(".")
     reader = transformers.Trainer(model=model, data_collator=pad, args=args)
     setattr(model.get_submodule(parent), attribute, torch.nn.Identity())
     try:
-        features = inference.logits_of(reader, rows)
+        features = inference.logits_of(reader, rows).astype(np.float64)
     finally:
         setattr(model.get_submodule(parent), attribute, layer)
     if not np.isfinite(features).all():
+        for m, state in zip(inner, kept):
+            m.load_state_dict(state)
         return "random"
-    scale = 1 / max(float(np.linalg.norm(features, axis=1).mean()), 1e-12)
+    centre = features.mean(0)
+    scale = 1 / max(float(np.linalg.norm(features - centre, axis=1).mean()), 1e-12)
     weights = None if class_weights is None else {int(c): class_weights[c] for c in np.unique(labels)}
-    fitted = LogisticRegression(max_iter=1000, class_weight=weights).fit(features * scale, labels)
+    fitted = LogisticRegression(max_iter=1000, class_weight=weights).fit((features - centre) * scale, labels)
     weight = np.zeros((layer.out_features, layer.in_features))
     bias = np.zeros(layer.out_features)
     if len(fitted.classes_) == 2:  # one line for two classes: half of it to each, the same softmax
@@ -202,9 +230,11 @@ def head_from_features(model, rows, args, pad, class_weights=None):
     else:
         weight[fitted.classes_], bias[fitted.classes_] = fitted.coef_, fitted.intercept_
     absent = np.setdiff1d(np.arange(layer.out_features), fitted.classes_)
-    bias[absent] = bias[fitted.classes_].min() - np.log(len(labels))
+    bias[absent] = bias[fitted.classes_].min() - np.log(len(labels))  # below the others at the rows' centre
+    weight *= scale
+    bias -= weight @ centre  # the centring, in the bias: the layer reads the features as they come
     with torch.no_grad():
-        layer.weight.copy_(torch.as_tensor(weight * scale, dtype=layer.weight.dtype))
+        layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
         layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
     return "logistic regression"
 
