@@ -46,13 +46,14 @@ def test_a_mean_pooled_head_reads_the_mean_of_the_tokens_and_not_the_padding(mod
 LAST_LAYER = {"distilbert": "classifier", "deberta-v2": "classifier"}
 
 
-@pytest.mark.parametrize("model_type", pooling.HEAD_READS_THE_FIRST_TOKEN)
-def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_type, tmp_path):
+@pytest.mark.parametrize("model_type, extra", [(t, {}) for t in pooling.HEAD_READS_THE_FIRST_TOKEN]
+                         + [("deberta-v2", {"pooler_hidden_act": "tanh"})])
+def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_type, extra, tmp_path):
     """few_rows.head_from_features on each architecture that reads the mean, wrapped as train.py wraps it: its
     probabilities on the training rows are scikit-learn's logistic regression's, fitted here on what a hook on the
     head's last layer (named by hand) reads, and that is the architecture's activation (named by hand) of each
-    coordinate of the mean of the tokens, scaled to at most 1, plus 1. As many classes as the hidden size (32): a
-    dense layer of the head with as many outputs as classes is not its last one."""
+    coordinate of the mean of the tokens, scaled to at most a half, plus 1 (0 for tanh). As many classes as the
+    hidden size (32): a dense layer of the head with as many outputs as classes is not its last one."""
     import datasets
     import numpy as np
     import torch
@@ -62,7 +63,7 @@ def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_t
 
     from textlora import few_rows
     torch.manual_seed(0)
-    model = tiny(model_type, num_labels=SMALL["hidden_size"]).eval()
+    model = tiny(model_type, num_labels=SMALL["hidden_size"], **extra).eval()
     head = [n for n, m in model.named_children() if n != model.base_model_prefix and list(m.parameters())]
     query = BACKBONES[model_type][0]
     model = pooling.mean_pooled(get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=2,
@@ -86,10 +87,12 @@ def test_the_head_of_each_architecture_starts_as_the_logistic_regression(model_t
         mean = pooling.base_of(model)(input_ids=torch.tensor(ids))[0][:, 0]  # what the head reads
     hook.remove()
     features = torch.cat(read)
-    # the layer before the last passes each coordinate of the mean, scaled to at most 1, plus 1
-    activation = {"distilbert": torch.relu, "electra": torch.nn.functional.gelu,
-                  "deberta-v2": torch.nn.functional.gelu}.get(model_type, torch.tanh)
-    torch.testing.assert_close(features, activation(mean / mean.abs().max() + 1))
+    # the layer before the last passes each coordinate of the mean, scaled to at most a half, plus 1 where the
+    # activation is near-linear there (ReLU, GELU), plus 0 where it is near 0 (tanh)
+    gelu, tanh = (torch.nn.functional.gelu, 1), (torch.tanh, 0)
+    activation, at = {"distilbert": (torch.relu, 1), "electra": gelu, "deberta-v2": tanh if extra else gelu}.get(
+        model_type, tanh)
+    torch.testing.assert_close(features, activation(mean / (2 * mean.abs().max()) + at))
     features = features.numpy() - features.numpy().mean(0)
     scale = 1 / np.linalg.norm(features, axis=1).mean()
     expected = LogisticRegression(max_iter=1000).fit(features * scale, labels).predict_proba(features * scale)

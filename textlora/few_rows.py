@@ -164,23 +164,33 @@ def contrastive_stage(model, rows, cfg, rounds, args, pad):
                          train_dataset=batches(labels, rounds * shares, cfg.seed)).train()
 
 
+# heads whose activation between their two layers is tanh, near-linear around 0 (ReLU and GELU are, above 0), and
+# DeBERTa's where its config says tanh: tests/test_pooling.py names each architecture's activation by hand
+TANH_HEADS = ("roberta", "xlm-roberta", "mpnet")
+
+
+def near_linear_at(config):
+    """The input at which the head's activation is near-linear, the bias its layer before the last gets: 0 for tanh,
+    1 for ReLU (which drops what is below 0) and GELU."""
+    tanh = config.model_type in TANH_HEADS or config.model_type == "deberta-v2" and getattr(
+        config, "pooler_hidden_act", None) == "tanh"
+    return 0.0 if tanh else 1.0
+
+
 def head_from_features(model, rows, args, pad, class_weights=None):
     """The head started as a logistic regression on the mean of each training row's tokens, as SetFit's head starts.
     Where the head passes the mean through one layer of its own size before its last (DistilBERT's pre_classifier
-    and ReLU, RoBERTa's dense and tanh, ELECTRA's and DeBERTa's GELU), that layer becomes s * I plus 1, s = 1 / the
-    largest coordinate of the rows' means: the activation passes each coordinate, near-linearly, where a random layer
-    mixes them and ReLU drops half. The last layer (its weights to the classes) is then scikit-learn's logistic
-    regression on what it reads of the training rows, centred and scaled to a mean length of 1, weighted as the loss
-    is; a text's windows averaged as its logits are. Both are read through a Trainer of their own at args
-    (stage_arguments: nothing logged, no tracker's run), whose predict gathers every row on every process, so that
-    every process sets the same head. A class no training row holds gets no weights and a bias below the others' by
-    log(rows): rarer than one row in them, yet a start that training can move.
-    Returns how the head started: "random" where the rows hold one class or the features are not finite (the head
-    left as it was)."""
+    and ReLU, RoBERTa's dense and tanh, ELECTRA's and DeBERTa's GELU), that layer becomes s * I plus near_linear_at(),
+    s = 1 / twice the largest coordinate of the rows' means: the activation passes each coordinate, near-linearly
+    (a window, or an evaluation row, twice as far out too), where a random layer mixes them and ReLU drops half. The
+    last layer (its weights to the classes) is then logistic_head() on what it reads of the training rows, a text's
+    windows averaged as its logits are. Both are read through a Trainer of their own at args (stage_arguments:
+    nothing logged, no tracker's run), whose predict gathers every row on every process, so that every process sets
+    the same head. Returns how the head started: "random" where the rows hold one class or what the head reads is
+    not finite (the head left as it was)."""
     import numpy as np
     import torch
     import transformers
-    from sklearn.linear_model import LogisticRegression
 
     from . import inference, pooling
     head = [(name, m) for name, m in model.named_modules() if "modules_to_save" in name and isinstance(
@@ -202,11 +212,14 @@ def head_from_features(model, rows, args, pad, class_weights=None):
                 given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
                 return {"logits": self.base(input_ids, **{k: v for k, v in given.items() if v is not None})[0][:, 0]}
 
-        means = inference.logits_of(transformers.Trainer(model=Mean(pooling.base_of(model)), data_collator=pad,
-                                                         args=args), rows)
-        with torch.no_grad():
-            inner[0].weight.copy_(torch.eye(inner[0].in_features) / max(float(np.abs(means).max()), 1e-12))
-            inner[0].bias.fill_(1)
+        largest = float(np.abs(inference.logits_of(transformers.Trainer(
+            model=Mean(pooling.base_of(model)), data_collator=pad, args=args), rows)).max())
+        if not np.isfinite(largest):
+            return "random"
+        if largest > 0:  # all means 0 (no model gives them): the layer as it was
+            with torch.no_grad():
+                inner[0].weight.copy_(torch.eye(inner[0].in_features) / (2 * largest))
+                inner[0].bias.fill_(near_linear_at(pooling.base_of(model).config))
     parent, _, attribute = name.rpartition(".")
     reader = transformers.Trainer(model=model, data_collator=pad, args=args)
     setattr(model.get_submodule(parent), attribute, torch.nn.Identity())
@@ -218,25 +231,37 @@ def head_from_features(model, rows, args, pad, class_weights=None):
         for m, state in zip(inner, kept):
             m.load_state_dict(state)
         return "random"
+    weight, bias = logistic_head(features, labels, layer.out_features, class_weights)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
+        layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+    return "logistic regression"
+
+
+def logistic_head(features, labels, classes, class_weights=None):
+    """A linear layer's weights and bias to `classes` from features: scikit-learn's logistic regression, weighted as
+    the loss is, on the features centred and scaled to a mean length of 1 (the length of SetFit's embeddings), both
+    folded into the layer, which reads the features as they come. Rows that differ by rounding alone are scaled as
+    if they spread by a thousandth of their length, not blown up. A class no row holds gets no weights and a bias
+    below the others' by log(rows): rarer than one row in them at their centre, yet a start that training can move."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
     centre = features.mean(0)
-    scale = 1 / max(float(np.linalg.norm(features - centre, axis=1).mean()), 1e-12)
+    spread = float(np.linalg.norm(features - centre, axis=1).mean())
+    scale = 1 / max(spread, 1e-3 * float(np.linalg.norm(features, axis=1).mean()), 1e-12)
     weights = None if class_weights is None else {int(c): class_weights[c] for c in np.unique(labels)}
     fitted = LogisticRegression(max_iter=1000, class_weight=weights).fit((features - centre) * scale, labels)
-    weight = np.zeros((layer.out_features, layer.in_features))
-    bias = np.zeros(layer.out_features)
+    weight = np.zeros((classes, features.shape[1]))
+    bias = np.zeros(classes)
     if len(fitted.classes_) == 2:  # one line for two classes: half of it to each, the same softmax
         weight[fitted.classes_] = np.stack([-fitted.coef_[0], fitted.coef_[0]]) / 2
         bias[fitted.classes_] = np.array([-fitted.intercept_[0], fitted.intercept_[0]]) / 2
     else:
         weight[fitted.classes_], bias[fitted.classes_] = fitted.coef_, fitted.intercept_
-    absent = np.setdiff1d(np.arange(layer.out_features), fitted.classes_)
-    bias[absent] = bias[fitted.classes_].min() - np.log(len(labels))  # below the others at the rows' centre
+    absent = np.setdiff1d(np.arange(classes), fitted.classes_)
+    bias[absent] = bias[fitted.classes_].min() - np.log(len(labels))
     weight *= scale
-    bias -= weight @ centre  # the centring, in the bias: the layer reads the features as they come
-    with torch.no_grad():
-        layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
-        layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
-    return "logistic regression"
+    return weight, bias - weight @ centre
 
 
 def stage_text(cfg, rounds, head_start=None):
