@@ -140,28 +140,41 @@ def contrastive_stage(model, rows, cfg, rounds, args, pad):
     import torch
     import transformers
 
-    from . import pooling
     texts = rows.select_columns([c for c in rows.column_names if c not in NOT_TEXT])
     labels = np.asarray(rows["label"][:])
 
-    class Pairs(torch.nn.Module):  # what the Trainer trains: the base model (its LoRA matrices) under the pairs' loss
-        def __init__(self, base):
-            super().__init__()
-            self.base = base
-
-        def forward(self, texts, labels):
-            return {"loss": pair_loss(self.base(**texts)[0][:, 0], labels)}  # the mean (pooling.mean_pooled)
-
     def collate(steps):  # one step's rows (nn.DataParallel asks for one a GPU, and splits them again)
         at = np.concatenate(steps)
-        # plain dicts: nn.DataParallel splits a dict, and copies a BatchEncoding whole onto each GPU
-        return {"texts": dict(pad([texts[int(i)] for i in at])), "labels": torch.as_tensor(labels[at])}
+        # a plain dict: nn.DataParallel splits a dict, and copies a BatchEncoding whole onto each GPU
+        return {**pad([texts[int(i)] for i in at]), "labels": torch.as_tensor(labels[at])}
 
     # every process (and GPU of nn.DataParallel) takes its share of the steps: each takes `rounds` rounds, so that
     # the optimiser makes as many steps as on one
     shares = args.world_size * max(args.n_gpu, 1)
-    transformers.Trainer(model=Pairs(pooling.base_of(model)), args=args, data_collator=collate,
+    transformers.Trainer(model=means_of(model), args=args, data_collator=collate,
                          train_dataset=batches(labels, rounds * shares, cfg.seed)).train()
+
+
+def means_of(model):
+    """The base model as the stage trains it and head_from_features reads it: a text's mean of its tokens (the model
+    is mean_pooled: pooling.mean_pooled), as logits, or with the rows' labels the pairs' loss on them."""
+    import torch
+
+    from . import pooling
+
+    class Means(torch.nn.Module):
+        accepts_loss_kwargs = False  # **not_text would tell the Trainer it takes num_items_in_batch, and it does not
+
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, **not_text):  # text_id
+            given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            mean = self.base(input_ids, **{k: v for k, v in given.items() if v is not None})[0][:, 0]
+            return {"logits": mean} if labels is None else {"loss": pair_loss(mean, labels)}
+
+    return Means(pooling.base_of(model))
 
 
 # heads whose activation between their two layers is tanh, near-linear around 0 (ReLU and GELU are, above 0), and
@@ -203,17 +216,8 @@ def head_from_features(model, rows, args, pad, class_weights=None):
     inner = [m for _, m in head if m is not layer and m.in_features == m.out_features]
     kept = [{k: v.clone() for k, v in m.state_dict().items()} for m in inner]
     if len(inner) == 1:
-        class Mean(torch.nn.Module):  # what the head reads: the mean of the tokens (pooling.mean_pooled)
-            def __init__(self, base):
-                super().__init__()
-                self.base = base
-
-            def forward(self, input_ids, attention_mask=None, token_type_ids=None, **not_text):  # text_id, ...
-                given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
-                return {"logits": self.base(input_ids, **{k: v for k, v in given.items() if v is not None})[0][:, 0]}
-
-        largest = float(np.abs(inference.logits_of(transformers.Trainer(
-            model=Mean(pooling.base_of(model)), data_collator=pad, args=args), rows)).max())
+        largest = float(np.abs(inference.logits_of(transformers.Trainer(model=means_of(model), data_collator=pad,
+                                                                        args=args), rows)).max())
         if not np.isfinite(largest):
             return "random"
         if largest > 0:  # all means 0 (no model gives them): the layer as it was
