@@ -219,20 +219,17 @@ def test_the_head_starts_as_the_logistic_regression_on_what_it_reads(tiny_model,
         args = transformers.TrainingArguments(str(tmp_path), use_cpu=True, per_device_eval_batch_size=5)
         pad = transformers.DataCollatorWithPadding(tokenizer)
         assert few_rows.head_from_features(model, rows, args, pad) == "logistic regression"
-        read = []
-        last = model.base_model.model.classifier.modules_to_save["default"]
-        hook = last.register_forward_hook(lambda module, args, out, read=read: read.append(args[0]))
+        read, mean = [], []
+        hooks = [model.base_model.model.classifier.modules_to_save["default"].register_forward_hook(
+            lambda module, args, out, read=read: read.append(args[0])),
+            model.base_model.model.pre_classifier.register_forward_hook(
+                lambda module, args, out, mean=mean: mean.append(args[0]))]
         with torch.no_grad():
             logits = model.eval()(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
         features = torch.cat(read).numpy()
-        mean = []
         # the layer before the last (pre_classifier) passes the mean it reads, scaled to at most a half, plus 1, by ReLU
-        hook = model.base_model.model.pre_classifier.register_forward_hook(
-            lambda m, args, out, mean=mean: mean.append(args[0]))
-        with torch.no_grad():
-            model(**tokenizer(texts, padding=True, return_tensors="pt"))
-        hook.remove()
         np.testing.assert_allclose(features, torch.relu(mean[0] / (2 * mean[0].abs().max()) + 1).numpy(), rtol=1e-5)
         features -= features.mean(0)
         scale = 1 / np.linalg.norm(features, axis=1).mean()
